@@ -1,0 +1,35 @@
+# ipbench: generate standardized image sets for each method and evaluate them.
+#   snakemake --cores all                                # default suite (config/config.yaml)
+#   snakemake --cores all --configfile config/smoke.yaml # another suite
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+# methods/, metrics/ and ipbench/ are imported from this checkout, not from
+# site-packages (docs/layout.md says why); job scripts inherit the path.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        expand(RESULTS + "/tables/{task}.{ext}", task=TASKS, ext=["csv", "md", "tex"]),
+        expand(RESULTS + "/figures/{task}_{kind}.png", task=TASKS, kind=["grid", "bars"]),
+        RESULTS + "/provenance.json",
+    default_target: True

@@ -1,0 +1,1 @@
+"""Harness internals shared by the workflow scripts: seeds, image sets, data, tables."""

@@ -1,0 +1,46 @@
+"""Paper figures: an image grid (condition | methods) and metric bars with CIs."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ipbench.evaluation import DISPLAY_SCALE, METRICS  # noqa: E402
+
+
+def image_grid(columns: list[tuple[str, list[np.ndarray]]], path, cell_inches: float = 1.3) -> None:
+    """One column per source (condition first, then methods), one row per item."""
+    n_rows = max(len(images) for _, images in columns)
+    fig, axes = plt.subplots(n_rows, len(columns), squeeze=False,
+                             figsize=(cell_inches * len(columns), cell_inches * n_rows))
+    for col, (label, images) in enumerate(columns):
+        axes[0, col].set_title(label, fontsize=8)
+        for row in range(n_rows):
+            axes[row, col].axis("off")
+            if row < len(images):
+                axes[row, col].imshow(images[row], interpolation="nearest")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def metric_bars(long: pd.DataFrame, methods: list[str], path) -> None:
+    """One panel per metric: value with its 95% CI as an error bar, methods in config order."""
+    metric_names = [m for m in METRICS if m in set(long.metric)]
+    fig, axes = plt.subplots(1, len(metric_names), squeeze=False, figsize=(2.6 * len(metric_names), 2.6))
+    for ax, metric in zip(axes[0], metric_names):
+        rows = long[long.metric == metric].set_index("method").reindex(methods).dropna(subset=["value"])
+        scale = DISPLAY_SCALE.get(metric, 1.0)
+        values = rows.value.to_numpy() * scale
+        errors = np.abs(np.stack([values - rows.ci95_low.to_numpy() * scale,
+                                  rows.ci95_high.to_numpy() * scale - values]))
+        ax.bar(range(len(rows)), values, yerr=errors, capsize=3, color="#4c72b0")
+        ax.set_xticks(range(len(rows)), rows.index, rotation=45, ha="right", fontsize=8)
+        arrow = "↑" if METRICS[metric].higher_is_better else "↓"
+        ax.set_title(f"{METRICS[metric].label} {arrow}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

@@ -1,0 +1,109 @@
+"""Standardized image sets: lossless PNGs plus ``manifest.jsonl``.
+
+One directory per (suite, task, method), split into ``shard-NNN`` folders.
+Each manifest row records item id, sample index, seed, condition, the path
+relative to the image-set directory and the PNG's sha256, so a set can be
+checked, re-evaluated or shared without the DAG that made it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ipbench.io import atomic_directory, read_jsonl, write_jsonl
+from ipbench.seeds import item_seed
+
+ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One image a method must produce."""
+
+    item_id: str
+    sample_index: int
+    seed: int
+    condition: dict = field(hash=False)
+
+
+def check_item_id(item_id: str) -> str:
+    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
+        raise ValueError(f"item id {item_id!r} must match {ITEM_ID.pattern} (it becomes a file name)")
+    return item_id
+
+
+def shard_of(items: list[dict], shard: int, n_shards: int) -> list[dict]:
+    """Items of one shard; only which process draws an image depends on this."""
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} out of range for {n_shards} shards")
+    return sorted(items, key=lambda item: item["id"])[shard::n_shards]
+
+
+def requests_for(suite: str, task: str, items: list[dict], samples: int) -> list[Request]:
+    return [
+        Request(check_item_id(item["id"]), k, item_seed(suite, task, item["id"], k), item["condition"])
+        for item in items
+        for k in range(samples)
+    ]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode uint8 HxWx3 as PNG with fixed settings and no metadata, so bytes are reproducible."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"a method returned an image of dtype {image.dtype} and shape {image.shape}; "
+                         "expected uint8 HxWx3")
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def image_name(request: Request) -> str:
+    return f"{request.item_id}_s{request.sample_index:02d}.png"
+
+
+def write_shard(out_dir: Path, shard_name: str, requests: list[Request], images: list[np.ndarray],
+                extra: dict | None = None) -> None:
+    """Write one shard atomically: the directory appears only when complete."""
+    if len(images) != len(requests):
+        raise ValueError(f"method returned {len(images)} images for {len(requests)} requests")
+    with atomic_directory(out_dir) as tmp:
+        rows = []
+        for request, image in zip(requests, images):
+            data = png_bytes(image)
+            (tmp / image_name(request)).write_bytes(data)
+            rows.append({
+                "item_id": request.item_id,
+                "sample_index": request.sample_index,
+                "seed": request.seed,
+                "condition": request.condition,
+                "path": f"{shard_name}/{image_name(request)}",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                **(extra or {}),
+            })
+        write_jsonl(tmp / "manifest.jsonl", rows)
+
+
+def merge_manifests(shard_dirs: list[Path], out_manifest: Path) -> list[dict]:
+    """Concatenate shard manifests (sorted by item, sample) after checking every file's hash."""
+    rows = []
+    base = out_manifest.parent
+    for shard_dir in shard_dirs:
+        for row in read_jsonl(Path(shard_dir) / "manifest.jsonl"):
+            path = base / row["path"]
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != row["sha256"]:
+                raise ValueError(f"{path}: sha256 {digest} does not match its manifest ({row['sha256']})")
+            rows.append(row)
+    rows.sort(key=lambda row: (row["item_id"], row["sample_index"]))
+    keys = [(row["item_id"], row["sample_index"]) for row in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{out_manifest}: duplicate (item, sample) rows across shards")
+    write_jsonl(out_manifest, rows)
+    return rows

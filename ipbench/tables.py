@@ -1,0 +1,73 @@
+"""Comparison tables: methods as rows, metrics as columns, value ± CI, notes naming backbones."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ipbench.evaluation import DISPLAY_SCALE, METRICS
+
+SIGNIFICANCE = 0.05
+
+
+def long_table(records: list[dict], tests: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """One row per (method, metric): the CSV form, with full precision and the paired test."""
+    rows = []
+    for record in records:
+        for metric, result in record["metrics"].items():
+            test = tests.get((record["method"], metric), {})
+            rows.append({
+                "method": record["method"], "metric": metric, "value": result["value"],
+                "ci95_low": result["ci95"][0], "ci95_high": result["ci95"][1],
+                "n": result["n"], "n_items": result["n_items"],
+                "backbone": result["backbone"], "convention": result["convention"],
+                "vs_baseline_diff": test.get("mean_diff", math.nan),
+                "vs_baseline_p": test.get("p_value", math.nan),
+                "vs_baseline_test": test.get("test", ""),
+            })
+    return pd.DataFrame(rows)
+
+
+def _cell(row) -> str:
+    scale = DISPLAY_SCALE.get(row.metric, 1.0)
+    value, half = row.value * scale, (row.ci95_high - row.ci95_low) * scale / 2
+    digits = 2 if abs(value) >= 10 else 3
+    mark = "†" if row.vs_baseline_p < SIGNIFICANCE else ""
+    return f"{value:.{digits}f} ± {half:.{digits}f}{mark}"
+
+
+def wide_table(long: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
+    """Display form: rows = methods (config order), columns = metric labels with arrows."""
+    metric_order = [m for m in METRICS if m in set(long.metric)]
+    cells = long.assign(cell=[_cell(row) for row in long.itertuples()])
+    wide = cells.pivot(index="method", columns="metric", values="cell").reindex(index=methods, columns=metric_order)
+    n_images = long.groupby("method")["n"].max().reindex(methods)
+    wide.insert(0, "n", n_images.astype("Int64"))
+    wide.columns = ["n"] + [f"{METRICS[m].label} {'↑' if METRICS[m].higher_is_better else '↓'}"
+                            for m in metric_order]
+    wide.index.name = "method"
+    return wide.fillna("–")
+
+
+def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]:
+    lines = [f"Suite `{suite}`, task `{task}`. Values ± half-width of a bootstrap 95% CI over items; "
+             f"n = images per method. † = differs from the baseline `{baseline}` at p < {SIGNIFICANCE} "
+             "(Wilcoxon signed-rank over items for per-item metrics, paired bootstrap over items for FID/KID)."]
+    for metric, group in long.groupby("metric", sort=False):
+        first = group.iloc[0]
+        lines.append(f"{METRICS[metric].label}: {METRICS[metric].description}; backbone: {first.backbone}; "
+                     f"convention: {first.convention}.")
+    return lines
+
+
+def to_markdown(wide: pd.DataFrame, note_lines: list[str]) -> str:
+    return wide.to_markdown() + "\n\n" + "\n".join(f"- {line}" for line in note_lines) + "\n"
+
+
+def to_latex(wide: pd.DataFrame, note_lines: list[str], task: str) -> str:
+    latex_ready = wide.map(lambda cell: str(cell).replace("±", r"$\pm$").replace("†", r"$^\dagger$"))
+    latex_ready.columns = [c.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in wide.columns]
+    body = latex_ready.to_latex(escape=False, column_format="l" + "r" * len(wide.columns))
+    caption = " ".join(note_lines).replace("_", r"\_").replace("†", r"$^\dagger$").replace("±", r"$\pm$")
+    return ("\\begin{table}[t]\n\\centering\n" + body
+            + f"\\caption{{{caption}}}\n\\label{{tab:ipbench-{task}}}\n\\end{{table}}\n")

@@ -1,0 +1,44 @@
+"""Classical augmentation of the image prompt: a no-weights variation baseline.
+
+A seeded random-resized crop, horizontal flip and brightness/contrast jitter,
+so a table shows how far plain photometric and geometric variation moves each
+metric without any generative model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from ipbench.imageset import Request
+from methods import register_method
+from methods.base import Method
+from metrics.images import load_rgb
+
+
+@register_method
+class Augment(Method):
+    name = "augment"
+    tasks = ("variation",)
+
+    def generate(self, requests: list[Request], data_dir: Path) -> list[np.ndarray]:
+        min_scale = float(self.params.get("min_scale", 0.6))
+        jitter = float(self.params.get("jitter", 0.2))
+        images = []
+        for request in requests:
+            rng = np.random.default_rng(request.seed)
+            image = Image.fromarray(load_rgb(Path(data_dir) / request.condition["image"]).array)
+            width, height = image.size
+            side = rng.uniform(min_scale, 1.0)
+            crop_w, crop_h = max(1, round(width * side)), max(1, round(height * side))
+            left = int(rng.integers(0, width - crop_w + 1))
+            top = int(rng.integers(0, height - crop_h + 1))
+            image = image.crop((left, top, left + crop_w, top + crop_h))
+            image = image.resize((width, height), Image.Resampling.BICUBIC)
+            if rng.random() < 0.5:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            image = ImageEnhance.Brightness(image).enhance(1 + rng.uniform(-jitter, jitter))
+            image = ImageEnhance.Contrast(image).enhance(1 + rng.uniform(-jitter, jitter))
+            images.append(np.asarray(image, dtype=np.uint8))
+        return images

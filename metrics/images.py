@@ -1,0 +1,103 @@
+"""Image loading shared by every metric: uint8 RGB arrays, clear errors.
+
+Every metric reads images through :func:`load_rgb`, so a corrupt file, a
+non-image or an empty folder fails the same way everywhere, naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class ImageError(ValueError):
+    """An input image (or image folder) that a metric cannot use."""
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    array: np.ndarray  # HxWx3 uint8
+    converted_from: str | None  # original PIL mode when it was not RGB
+
+
+def load_rgb(path: str | os.PathLike) -> LoadedImage:
+    """Decode ``path`` fully into uint8 RGB; convert other modes and say so."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # force a full decode so truncated files fail here
+            mode = img.mode
+            rgb = img if mode == "RGB" else img.convert("RGB")
+            array = np.asarray(rgb, dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{path}: corrupt or truncated image ({err})") from None
+    if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
+        raise ImageError(f"{path}: decoded to shape {array.shape}, expected HxWx3")
+    return LoadedImage(array, None if mode == "RGB" else mode)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of ``folder`` in a stable order.
+
+    A folder holding ``manifest.jsonl`` (an ipbench image set) is read in
+    manifest order; otherwise image files are found recursively and sorted.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a directory")
+    manifest = folder / "manifest.jsonl"
+    if manifest.is_file():
+        paths = [folder / row["path"] for row in read_manifest(manifest)]
+    else:
+        paths = sorted(
+            p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+    if not paths:
+        raise ImageError(f"{folder}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict]:
+    """Rows of a ``manifest.jsonl``; a malformed line is an error naming the line."""
+    path = Path(path)
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ImageError(f"{path}:{line_no}: invalid JSON ({err})") from None
+            if "path" not in row:
+                raise ImageError(f"{path}:{line_no}: row has no 'path' key")
+            rows.append(row)
+    return rows
+
+
+def match_pairs(folder_a: str | os.PathLike, folder_b: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """Pairs of images with the same relative path in two folders.
+
+    Used for paired metrics such as LPIPS; the two folders must hold exactly
+    the same names, otherwise the first few differences are reported.
+    """
+    folder_a, folder_b = Path(folder_a), Path(folder_b)
+    rel_a = {p.relative_to(folder_a).as_posix(): p for p in list_images(folder_a)}
+    rel_b = {p.relative_to(folder_b).as_posix(): p for p in list_images(folder_b)}
+    only_a, only_b = sorted(rel_a.keys() - rel_b.keys()), sorted(rel_b.keys() - rel_a.keys())
+    if only_a or only_b:
+        raise ImageError(
+            f"unmatched pairs: {len(rel_a)} images in {folder_a}, {len(rel_b)} in {folder_b}; "
+            f"only in first: {only_a[:3]}, only in second: {only_b[:3]}"
+        )
+    return [(rel_a[name], rel_b[name]) for name in sorted(rel_a)]

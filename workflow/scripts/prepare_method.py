@@ -1,0 +1,14 @@
+import platform
+from pathlib import Path
+
+from ipbench.io import atomic_write_json
+from ipbench.jobs import start_job
+from methods import get_method
+
+log = start_job(snakemake)
+method = snakemake.wildcards.method
+out_dir = Path(snakemake.output[0]).parent
+facts = get_method(method).prepare(out_dir, snakemake.params.params)
+log.info("prepared %s: %s", method, facts)
+atomic_write_json(snakemake.output[0], {"method": method, "params": snakemake.params.params,
+                                        "host": platform.node(), **facts})

@@ -1,0 +1,57 @@
+"""Collect every method's metrics for one task, test each against the baseline, write CSV/MD/TeX."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ipbench import tables
+from ipbench.evaluation import PER_ITEM_METRICS, SET_METRICS, groups_by_item, set_metric_fn
+from ipbench.io import atomic_write_text, read_jsonl
+from ipbench.jobs import start_job
+from metrics import stats
+from metrics.fid import load_features
+
+log = start_job(snakemake)
+task, baseline = snakemake.wildcards.task, snakemake.params.baseline
+methods = list(snakemake.params.methods)
+options = snakemake.params.options
+boot = options.get("bootstrap", {})
+records = [json.loads(Path(p).read_text()) for p in snakemake.input.metrics]
+per_item = {m: pd.read_csv(p).set_index("item_id") for m, p in zip(methods, snakemake.input["items"])}
+tests = {}
+
+if baseline in methods:
+    features = {}
+    if snakemake.input.features:
+        reference = load_features(snakemake.input.features[-1])["features"]
+        for method, path, manifest_path in zip(methods, snakemake.input.features[:-1], snakemake.input.manifests):
+            loaded = load_features(path)
+            manifest = read_jsonl(manifest_path)
+            items, groups = groups_by_item(list(loaded["ids"]), manifest)
+            features[method] = dict(zip(items, (loaded["features"][g] for g in groups)))
+    for record in records:
+        method = record["method"]
+        if method == baseline:
+            continue
+        for metric in record["metrics"]:
+            if metric in PER_ITEM_METRICS:
+                joined = per_item[method][[metric]].join(per_item[baseline][[metric]], rsuffix="_base", how="inner")
+                tests[(method, metric)] = stats.paired_test(joined[metric].to_numpy(),
+                                                            joined[f"{metric}_base"].to_numpy())
+            elif metric in SET_METRICS and features:
+                shared = sorted(features[method].keys() & features[baseline].keys())
+                tests[(method, metric)] = stats.paired_bootstrap_set(
+                    set_metric_fn(metric, options, fast=True),
+                    [features[method][i] for i in shared], [features[baseline][i] for i in shared], reference,
+                    n_boot=boot.get("set_resamples", 200), seed=boot.get("seed", 0))
+            log.info("%s vs %s on %s: %s", method, baseline, metric, tests.get((method, metric)))
+else:
+    log.warning("baseline %s does not run task %s: no paired tests", baseline, task)
+
+long = tables.long_table(records, tests)
+wide = tables.wide_table(long, methods)
+note_lines = tables.notes(long, snakemake.params.suite, task, baseline)
+atomic_write_text(snakemake.output.csv, long.to_csv(index=False))
+atomic_write_text(snakemake.output.md, tables.to_markdown(wide, note_lines))
+atomic_write_text(snakemake.output.tex, tables.to_latex(wide, note_lines, task))
+log.info("\n%s", wide.to_string())
