@@ -14,7 +14,11 @@ sys.path.insert(0, workflow.basedir)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# --configfile selects a whole suite: it replaces the default instead of being
+# merged into it, so no key of the default suite leaks into another.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))

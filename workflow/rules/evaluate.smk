@@ -62,7 +62,7 @@ rule evaluate:
         unpack(_evaluate_inputs),
     output:
         metrics=RESULTS + "/metrics/{task}/{method}.json",
-        items=RESULTS + "/metrics/{task}/{method}.items.csv",
+        per_item=RESULTS + "/metrics/{task}/{method}.items.csv",
     params:
         metrics=lambda wc: config["tasks"][wc.task]["metrics"],
         options=config["metrics"],

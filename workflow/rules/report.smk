@@ -4,7 +4,7 @@
 rule table:
     input:
         metrics=lambda wc: expand(RESULTS + "/metrics/{{task}}/{method}.json", method=methods_for(wc.task)),
-        items=lambda wc: expand(RESULTS + "/metrics/{{task}}/{method}.items.csv", method=methods_for(wc.task)),
+        per_item=lambda wc: expand(RESULTS + "/metrics/{{task}}/{method}.items.csv", method=methods_for(wc.task)),
         features=lambda wc: (
             expand(RESULTS + "/features/{{task}}/methods/{method}.inception.npz", method=methods_for(wc.task))
             + [RESULTS + "/features/{task}/reference_set.inception.npz"]

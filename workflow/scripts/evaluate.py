@@ -92,6 +92,6 @@ for name in (m for m in PER_ITEM_METRICS if m in wanted):
                      "n_items": len(values), **details[name]}
     log.info("%s = %.6g [%.6g, %.6g]", name, values.mean(), lo, hi)
 
-atomic_write_text(snakemake.output["items"], per_item.reset_index().to_csv(index=False))
+atomic_write_text(snakemake.output.per_item, per_item.reset_index().to_csv(index=False))
 atomic_write_json(snakemake.output["metrics"], {"task": wc.task, "method": wc.method, "metrics": results,
                                                 "protocol": {"name": f"ipbench/{wc.task}", "version": 1}})

@@ -17,7 +17,7 @@ methods = list(snakemake.params.methods)
 options = snakemake.params.options
 boot = options.get("bootstrap", {})
 records = [json.loads(Path(p).read_text()) for p in snakemake.input.metrics]
-per_item = {m: pd.read_csv(p).set_index("item_id") for m, p in zip(methods, snakemake.input["items"])}
+per_item = {m: pd.read_csv(p).set_index("item_id") for m, p in zip(methods, snakemake.input.per_item)}
 tests = {}
 
 if baseline in methods:

@@ -1,0 +1,77 @@
+import subprocess
+import sys
+
+import pytest
+
+import methods
+from methods.base import Method
+from tests.workflow_utils import REPO, copy_code, smoke_config, snakemake, write_config
+
+
+def test_listing_methods_imports_no_torch():
+    code = "import sys, methods; found = methods.available_methods(); print(sorted(found)); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    names, torch_loaded = out.strip().splitlines()
+    assert "reference" in names and "augment" in names
+    assert torch_loaded == "False"
+
+
+def test_every_method_declares_tasks():
+    for name, cls in methods.available_methods().items():
+        assert cls.name == name
+        assert cls.tasks and all(isinstance(task, str) for task in cls.tasks)
+
+
+def test_register_method_rejects_bad_classes():
+    with pytest.raises(TypeError):
+        methods.register_method(object)
+
+    class Nameless(Method):
+        tasks = ("variation",)
+
+    with pytest.raises(ValueError, match="must set `name`"):
+        methods.register_method(Nameless)
+
+    class Clash(Method):
+        name = "reference"
+        tasks = ("variation",)
+
+    with pytest.raises(ValueError, match="registered twice"):
+        methods.register_method(Clash)
+
+
+def test_unknown_method_fails_before_any_job(tmp_path):
+    copy_code(tmp_path)
+    config = smoke_config()
+    config["methods"]["no_such_method"] = {}
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config))
+    assert result.returncode != 0
+    assert "methods.no_such_method" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c.update(colour="red"), "colour"),
+        (lambda c: c["data"].update(n_items=-3), "n_items"),
+        (lambda c: c["tasks"]["variation"].update(metrics=["fid", "psnr"]), "psnr"),
+        (lambda c: c["metrics"]["clip"].update(convention="x1000"), "x1000"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, edit, key):
+    copy_code(tmp_path)
+    config = smoke_config()
+    edit(config)
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config))
+    assert result.returncode != 0
+    assert key in result.stderr + result.stdout
+
+
+def test_method_asked_for_an_unsupported_task_fails(tmp_path):
+    copy_code(tmp_path)
+    config = smoke_config()
+    config["methods"]["augment"]["tasks"] = ["edit"]
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config))
+    assert result.returncode != 0
+    assert "methods.augment.tasks" in result.stderr + result.stdout

@@ -1,0 +1,117 @@
+"""The whole DAG on the smoke suite, in a scratch copy of the code."""
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from ipbench.io import read_jsonl
+from tests.workflow_utils import REPO, copy_code, smoke_config, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+RESULTS = "results/smoke"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = copy_code(tmp_path_factory.mktemp("dag"))
+    result = snakemake(workdir, configfile=workdir / "config" / "smoke.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def _table(workdir):
+    return pd.read_csv(workdir / RESULTS / "tables" / "variation.csv")
+
+
+def test_outputs_exist(run):
+    results = run / RESULTS
+    for name in ("tables/variation.csv", "tables/variation.md", "tables/variation.tex",
+                 "figures/variation_grid.png", "figures/variation_bars.png", "provenance.json"):
+        assert (results / name).stat().st_size > 0, name
+    assert (results / "features" / "variation" / "reference_set.inception.npz").exists()
+    # one log per job
+    assert len(list((results / "logs").rglob("*.log"))) >= 10
+
+
+def test_table_values(run):
+    table = _table(run).set_index(["method", "metric"])
+    assert set(table.index.get_level_values("method")) == {"reference", "augment"}
+    # the real images are their own prompts
+    assert table.loc[("reference", "lpips"), "value"] == 0.0
+    assert table.loc[("augment", "lpips"), "value"] > 0.01
+    for metric in ("fid", "kid", "lpips"):
+        row = table.loc[("augment", metric)]
+        assert row.ci95_low <= row.value <= row.ci95_high
+        assert "vs_baseline_p" in row and 0 < row.vs_baseline_p <= 1
+        assert row.backbone and row.convention
+    markdown = (run / RESULTS / "tables" / "variation.md").read_text()
+    assert "inception-v3-pool3" in markdown and "lpips-v0.1-alex" in markdown
+
+
+def test_table_fid_equals_the_command_line(run):
+    images = run / RESULTS / "images" / "variation" / "augment"
+    reference = run / RESULTS / "data" / "variation" / "reference"
+    out = subprocess.run([sys.executable, "-m", "metrics", "fid", str(images), str(reference)], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["value"] == pytest.approx(
+        _table(run).set_index(["method", "metric"]).loc[("augment", "fid"), "value"], rel=1e-9)
+
+
+def test_manifest_rows(run):
+    rows = read_jsonl(run / RESULTS / "images" / "variation" / "augment" / "manifest.jsonl")
+    assert len(rows) == 4 * 2
+    assert {"item_id", "sample_index", "seed", "condition", "path", "sha256"} <= rows[0].keys()
+    assert {row["path"].split("/")[0] for row in rows} == {"shard-000", "shard-001"}
+
+
+def test_provenance(run):
+    record = json.loads((run / RESULTS / "provenance.json").read_text())
+    assert record["weights"]["inception"]["sha1"] == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+    assert re.fullmatch(r"[0-9a-f]{64}", record["config_sha256"])
+    assert record["packages"]["torch"] and record["device"]["platform"]
+    assert set(record["methods"]) == {"reference", "augment"}
+
+
+def test_rerun_has_nothing_to_do(run):
+    result = snakemake(run, "-n", configfile=run / "config" / "smoke.yaml")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def _worked_example() -> str:
+    text = (REPO / "docs" / "adding-a-method.md").read_text()
+    return re.search(r"```python\n# methods/gaussian_blur.py\n(.*?)```", text, re.S).group(1)
+
+
+def test_adding_a_method_is_one_file_and_one_config_entry(run):
+    (run / "methods" / "gaussian_blur.py").write_text(_worked_example())
+    config = smoke_config()
+    config["methods"]["gaussian_blur"] = {"params": {"max_radius": 3.0}}
+    result = snakemake(run, configfile=write_config(run, config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = result.stdout + result.stderr
+    # only the new method's jobs and what summarises them ran again
+    assert "rule reference_features" not in log and "localrule reference_features" not in log
+    table = _table(run).set_index(["method", "metric"])
+    assert table.loc[("gaussian_blur", "lpips"), "value"] > 0.01
+    assert "gaussian_blur" in (run / RESULTS / "tables" / "variation.md").read_text()
+
+
+def test_a_failing_method_leaves_no_partial_output(run):
+    (run / "methods" / "broken.py").write_text(
+        "from methods import register_method\nfrom methods.base import Method\n\n\n"
+        "@register_method\nclass Broken(Method):\n    name = 'broken'\n    tasks = ('variation',)\n\n"
+        "    def generate(self, requests, data_dir):\n        raise RuntimeError('out of memory (simulated)')\n")
+    config = smoke_config()
+    config["methods"]["broken"] = {}
+    before = (run / RESULTS / "tables" / "variation.csv").read_bytes()
+    result = snakemake(run, "--keep-going", configfile=write_config(run, config, "broken.yaml"))
+    assert result.returncode != 0
+    broken = run / RESULTS / "images" / "variation" / "broken"
+    assert not list(broken.glob("shard-*"))
+    assert (run / RESULTS / "tables" / "variation.csv").read_bytes() == before
+    assert "out of memory (simulated)" in "".join(
+        p.read_text() for p in (run / RESULTS / "logs" / "generate_shard" / "variation" / "broken").glob("*.log"))
