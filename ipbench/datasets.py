@@ -1,8 +1,10 @@
-"""Task data sources. Each builder writes the task's items and its reference set.
+"""Task data sources. Each builder writes one task's items and its reference set.
 
 A builder writes into ``out_dir``:
-- ``items.jsonl``: one row per item, ``{"id", "condition": {...}}``; image
-  conditions are paths relative to ``out_dir``;
+- ``items.jsonl``: one row per item, ``{"id", "condition": {...}, "truth": {...}}``.
+  Methods see only ``condition`` (image paths relative to ``out_dir``, the
+  prompt); ``truth`` holds ground truth for metrics (the mini world's scene
+  attributes), never shown to a method except the ``reference`` oracle;
 - ``conditions/``: the condition images (image prompts);
 - ``reference/``: real images with ``manifest.jsonl``, the FID/KID reference
   set, disjoint from the conditions.
@@ -10,6 +12,7 @@ A builder writes into ``out_dir``:
 from __future__ import annotations
 
 import hashlib
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +66,10 @@ def _crop_seed(seed: int, role: str, index: int) -> int:
     return int.from_bytes(digest, "big")
 
 
-def skimage_photos(out_dir: Path, *, n_items: int, n_reference: int, image_size: int, seed: int) -> None:
+def skimage_photos(task: str, out_dir: Path, *, n_items: int, n_reference: int, image_size: int = 128,
+                   seed: int = 0) -> None:
     """Random square crops of scikit-image's photos: conditions and a disjoint reference set."""
+    _supports("skimage_photos", task, ("variation",))
     names = sorted(SKIMAGE_PHOTOS)
     photos = {name: _load_photo(name) for name in names}
     with atomic_directory(out_dir) as tmp:
@@ -87,10 +92,75 @@ def skimage_photos(out_dir: Path, *, n_items: int, n_reference: int, image_size:
         write_jsonl(tmp / "reference" / "manifest.jsonl", reference)
 
 
-BUILDERS = {"skimage_photos": skimage_photos}
+def _supports(source: str, task: str, tasks: tuple[str, ...]) -> None:
+    if task not in tasks:
+        raise ValueError(f"config key data.source: {source} has no data for task {task!r} (it has {tasks})")
 
 
-def build(source: str, out_dir: Path, **options) -> None:
+def _write_render(path: Path, scene) -> None:
+    from ipbench.world.render import render
+
+    path.write_bytes(png_bytes(render(scene)))
+
+
+def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed: int = 0,
+               n_subjects: int = 20, n_refs: int = 4, prompts_per_subject: int = 24) -> None:
+    """The mini world's test split: exact ground truth for every item.
+
+    - ``variation``: a test render is the image prompt, its full caption the text;
+    - ``subject``: a held-out blob's ``n_refs`` reference renders plus a prompt
+      asking for a background, position or size (DreamBench style).
+    The reference set is always fresh test renders, disjoint from the items.
+    """
+    from ipbench.world.render import caption, render, sample_scene, scene_rng, subject_set, Scene
+
+    _supports("mini_world", task, ("variation", "subject"))
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "conditions").mkdir()
+        (tmp / "reference").mkdir()
+        items, reference = [], []
+        if task == "variation":
+            for index in range(n_items):
+                scene = sample_scene(scene_rng("test", seed, index), "test")
+                name = f"test-{index:05d}"
+                _write_render(tmp / "conditions" / f"{name}.png", scene)
+                items.append({"id": name, "condition": {"image": f"conditions/{name}.png", "prompt": caption(scene)},
+                              "truth": {"scene": scene.to_dict(), "attributes": _attributes(scene)}})
+        else:
+            for subject in subject_set(n_subjects, n_refs):
+                refs = []
+                for k, scene in enumerate(subject.references):
+                    refs.append(f"conditions/{subject.subject_id}-ref{k}.png")
+                    _write_render(tmp / refs[-1], scene)
+                for p, prompt in enumerate(subject.prompts[:prompts_per_subject]):
+                    target = Scene.from_dict({**subject.references[0].to_dict(), **prompt.target})
+                    items.append({"id": f"{subject.subject_id}-p{p:02d}",
+                                  "condition": {"images": refs, "prompt": prompt.text, "subject": subject.subject_id},
+                                  "truth": {"scene": target.to_dict(), "attributes": prompt.target}})
+        # Reference renders come after every item index, so the two never share a scene.
+        for index in range(n_reference):
+            scene = sample_scene(scene_rng("test", seed, 1_000_000 + index), "test")
+            name = f"ref-{index:05d}.png"
+            _write_render(tmp / "reference" / name, scene)
+            reference.append({"path": name, "caption": caption(scene)})
+        write_jsonl(tmp / "items.jsonl", items)
+        write_jsonl(tmp / "reference" / "manifest.jsonl", reference)
+
+
+def _attributes(scene) -> dict:
+    from ipbench.world.render import ATTRIBUTES
+
+    return {name: getattr(scene, name) for name in ATTRIBUTES if getattr(scene, name) is not None}
+
+
+BUILDERS = {"skimage_photos": skimage_photos, "mini_world": mini_world}
+
+
+def build(source: str, task: str, out_dir: Path, **options) -> None:
     if source not in BUILDERS:
         raise ValueError(f"config key data.source: unknown source {source!r}; known: {sorted(BUILDERS)}")
-    BUILDERS[source](Path(out_dir), **options)
+    accepted = inspect.signature(BUILDERS[source]).parameters
+    for key in options:
+        if key not in accepted:
+            raise ValueError(f"config key data.{key}: not an option of data source {source!r}")
+    BUILDERS[source](task, Path(out_dir), **options)

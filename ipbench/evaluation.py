@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 SET_METRICS = ("fid", "kid")
-PER_ITEM_METRICS = ("lpips", "clip_i", "clip_t")
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,18 @@ METRICS = {
     "lpips": MetricInfo("LPIPS", False, "LPIPS(generated image, its image prompt), mean per item"),
     "clip_i": MetricInfo("CLIP-I", True, "CLIP image similarity to the image prompt"),
     "clip_t": MetricInfo("CLIP-T", True, "CLIP similarity to the prompt's caption"),
+    "subject_iou": MetricInfo("subject IoU", True,
+                              "shape IoU with the subject's references after normalising position, scale, rotation"),
+    "colour_error": MetricInfo("colour ΔE", False, "ΔE2000 between object colours of image and references"),
+    **{f"acc_{name}": MetricInfo(f"{name} acc", True, f"fraction of images whose {name} the analyzers read as the "
+                                                      "ground truth")
+       for name in ("background", "position", "size", "colour", "shape", "texture")},
+    "all_correct": MetricInfo("all correct", True, "fraction of images with every ground-truth attribute right "
+                                                   "(GenEval-style compositional score)"),
+    "no_single_object": MetricInfo("no/many objects", False, "fraction of images where the analyzer found "
+                                                             "no object or several"),
 }
+PER_ITEM_METRICS = tuple(name for name in METRICS if name not in SET_METRICS)
 
 # KID is tiny in raw units; tables print it ×1000, as papers do.
 DISPLAY_SCALE = {"kid": 1000.0}

@@ -54,7 +54,7 @@ def _generate(tmp, data_dir, items, n_shards, method):
 
 def test_images_do_not_depend_on_shard_count(tmp_path):
     data_dir = tmp_path / "data"
-    datasets.build("skimage_photos", data_dir, n_items=5, n_reference=2, image_size=32, seed=0)
+    datasets.build("skimage_photos", "variation", data_dir, n_items=5, n_reference=2, image_size=32, seed=0)
     items = read_jsonl(data_dir / "items.jsonl")
     method = get_method("augment")(tmp_path, {}, "cpu")
     one = _generate(tmp_path, data_dir, items, 1, method)
@@ -68,7 +68,7 @@ def test_images_do_not_depend_on_shard_count(tmp_path):
 
 def test_merge_detects_a_tampered_image(tmp_path):
     data_dir = tmp_path / "data"
-    datasets.build("skimage_photos", data_dir, n_items=2, n_reference=2, image_size=32, seed=0)
+    datasets.build("skimage_photos", "variation", data_dir, n_items=2, n_reference=2, image_size=32, seed=0)
     rows = _generate(tmp_path, data_dir, read_jsonl(data_dir / "items.jsonl"), 1, get_method("augment")(tmp_path))
     victim = tmp_path / "shards1" / rows[0]["path"]
     victim.write_bytes(png_bytes(np.zeros((32, 32, 3), np.uint8)))
@@ -85,10 +85,12 @@ def test_failed_shard_leaves_nothing_behind(tmp_path):
 
 def test_photo_dataset_is_deterministic_and_records_conversion(tmp_path):
     for name in ("a", "b"):
-        datasets.build("skimage_photos", tmp_path / name, n_items=3, n_reference=3, image_size=24, seed=1)
+        datasets.build("skimage_photos", "variation", tmp_path / name, n_items=3, n_reference=3, image_size=24, seed=1)
     digest = lambda d: sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in d.rglob("*.png"))  # noqa: E731
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     modes = {row["condition"]["source_mode"] for row in read_jsonl(tmp_path / "a" / "items.jsonl")}
     assert modes <= {"RGB", "RGBA", "L"}
     with pytest.raises(ValueError, match="data.source"):
-        datasets.build("coco", tmp_path / "c")
+        datasets.build("coco", "variation", tmp_path / "c")
+    with pytest.raises(ValueError, match="data.n_subjects"):
+        datasets.build("skimage_photos", "variation", tmp_path / "d", n_items=2, n_reference=2, n_subjects=3)

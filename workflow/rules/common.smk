@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import methods as method_registry
+from ipbench.tasks import check_task_metrics
 
 SUITE = config["suite"]
 RESULTS = f"results/{SUITE}"
@@ -28,6 +29,8 @@ def _check_methods():
             if task not in REGISTERED[name].tasks:
                 raise ValueError(f"config key methods.{name}.tasks: {name} does not support task {task!r} "
                                  f"(it supports {', '.join(REGISTERED[name].tasks)})")
+    for task, settings in config["tasks"].items():
+        check_task_metrics(task, settings["metrics"])
     if config["baseline"] not in config["methods"]:
         raise ValueError(f"config key baseline: {config['baseline']!r} is not one of the configured methods")
 
