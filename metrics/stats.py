@@ -61,9 +61,13 @@ def _resampled_rows(groups: list[np.ndarray], items: np.ndarray) -> np.ndarray:
 
 def bootstrap_set_ci(stat_fn: SetStatistic, groups_a, b, n_boot: int = 200, seed: int = 0,
                      level: float = 0.95) -> tuple[float, float]:
-    """Percentile-bootstrap interval of ``stat_fn(rows_a, b)`` resampling the items of a (b fixed).
+    """Normal bootstrap interval of ``stat_fn(rows_a, b)``, resampling the items of a (b fixed).
 
-    ``groups_a[i]`` holds the feature rows of item i (one per sample).
+    ``groups_a[i]`` holds the feature rows of item i (one per sample). The
+    interval is the full-set value ± z·SD of the resampled values: for FID and
+    KID the resampled values are shifted upwards (duplicated rows look less
+    diverse), so a percentile interval can exclude the estimate itself; the
+    bootstrap SD still measures how much the score depends on the items drawn.
     """
     groups_a = _check_groups(groups_a, "groups_a")
     b = np.asarray(b, dtype=np.float64)
@@ -72,7 +76,9 @@ def bootstrap_set_ci(stat_fn: SetStatistic, groups_a, b, n_boot: int = 200, seed
         stat_fn(_resampled_rows(groups_a, rng.integers(0, len(groups_a), len(groups_a))), b)
         for _ in range(n_boot)
     ])
-    return _percentile_interval(values, level)
+    estimate = stat_fn(_resampled_rows(groups_a, np.arange(len(groups_a))), b)
+    half = float(scipy_stats.norm.ppf(0.5 + level / 2) * values.std(ddof=1))
+    return float(estimate - half), float(estimate + half)
 
 
 def paired_test(per_item_a, per_item_b) -> dict:
