@@ -48,12 +48,13 @@ class ShapeTextureNet(nn.Module):
 
 def _labels(scenes) -> tuple[np.ndarray, np.ndarray]:
     shapes = np.array([ALL_SHAPES.index(scene.shape) for scene in scenes])
-    textures = np.array([IGNORE if scene.texture is None else TEXTURES.index(scene.texture) for scene in scenes])
+    textures = np.array([IGNORE if scene.texture is None else TEXTURES.index(scene.texture)
+                         for scene in scenes])
     return shapes, textures
 
 
 def _random_dihedral(pixels: torch.Tensor, generator) -> torch.Tensor:
-    """Each image flipped or not, then turned by a random multiple of 90 degrees (one of 8 per batch group)."""
+    """Each image flipped or not, then turned by a random multiple of 90 degrees."""
     choice = torch.randint(8, (len(pixels),), device=pixels.device, generator=generator)
     out = torch.empty_like(pixels)
     for k in range(8):
@@ -66,8 +67,8 @@ def _random_dihedral(pixels: torch.Tensor, generator) -> torch.Tensor:
 
 
 def train_shape_cnn(
-    out_dir, data: dict, steps: int, batch_size: int = 512, lr: float = 2e-3, seed: int = 0, device: str = "cuda",
-    log_every: int = 100,
+    out_dir, data: dict, steps: int, batch_size: int = 512, lr: float = 2e-3, seed: int = 0,
+    device: str = "cuda", log_every: int = 100,
 ) -> dict:
     """Train on a training set from :func:`train_data.render_training_set` and save to ``out_dir``.
 
@@ -133,7 +134,7 @@ def train_shape_cnn(
 
 
 def load_shape_cnn(folder, device: str = "cpu") -> ShapeTextureNet:
-    """The model saved in ``folder`` by :func:`train_shape_cnn`, in eval mode; class names checked against the world's."""
+    """The model :func:`train_shape_cnn` saved in ``folder``, in eval mode; checks its class names."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -189,13 +190,16 @@ def evaluate_shape_cnn(folder, n: int = 2000, seed: int = 0, device: str = "cpu"
         shapes, textures, _ = predict(model, np.stack([corrupt(image, corruption, rng) for image in clean]))
         results[f"shape_{corruption}"] = float(np.mean(np.array(shapes) == np.array(true_shapes)))
         texture_hits = np.array([a == b for a, b in zip(textures, true_textures)])
-        results[f"texture_{corruption}"] = float(texture_hits[has_texture].mean()) if has_texture.any() else float("nan")
+        results[f"texture_{corruption}"] = (
+            float(texture_hits[has_texture].mean()) if has_texture.any() else float("nan")
+        )
     results["n_test"] = n
     return results
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m ipbench.world.shape_cnn")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     prog="python -m ipbench.world.shape_cnn")
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=512)
@@ -207,11 +211,13 @@ def main(argv=None):
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--save-npz", help="also save the rendered training set here")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--eval-n", type=int, default=2000, help="test renders for evaluate_shape_cnn (0: skip)")
+    parser.add_argument("--eval-n", type=int, default=2000,
+                        help="test renders for evaluate_shape_cnn (0: skip)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    data = train_data.load_or_render(args.train_npz, args.train_n, args.data_seed, args.workers, args.save_npz)
+    data = train_data.load_or_render(args.train_npz, args.train_n, args.data_seed, args.workers,
+                                     args.save_npz)
     data_seconds = time.perf_counter() - started
     metrics = train_shape_cnn(args.out, data, args.steps, args.batch_size, args.lr, args.seed, args.device)
     metrics.pop("history")

@@ -34,10 +34,11 @@ def _splitter():
 
 
 def split_words(text: str) -> list[tuple[str, str]]:
-    """(as written after normalisation, byte-level form) of each word CLIP's pre-tokenizer cuts ``text`` into."""
+    """(normalised text, byte-level form) of each word that CLIP's pre-tokenizer cuts ``text`` into."""
     normalizer, pre_tokenizer = _splitter()
     normalized = normalizer.normalize_str(text)
-    return [(normalized[start:end], piece) for piece, (start, end) in pre_tokenizer.pre_tokenize_str(normalized)]
+    pieces = pre_tokenizer.pre_tokenize_str(normalized)
+    return [(normalized[start:end], piece) for piece, (start, end) in pieces]
 
 
 def world_captions() -> list[str]:
@@ -50,10 +51,12 @@ def world_captions() -> list[str]:
     base = Scene("circle", "red", "plain", "small", "center", "sand")
     values = {"size": SIZES, "colour": COLOURS, "texture": TEXTURES, "shape": SHAPES,
               "background": BACKGROUNDS, "position": POSITIONS}
-    scenes = [dataclasses.replace(base, **{name: value}) for name, options in values.items() for value in options]
+    scenes = [dataclasses.replace(base, **{name: value}) for name, options in values.items()
+              for value in options]
     subject = subject_set(1)[0]
     scenes.append(subject.references[0])  # a blob
-    drops = [set(combo) for k in range(len(ATTRIBUTES) + 1) for combo in itertools.combinations(ATTRIBUTES, k)]
+    drops = [set(combo) for k in range(len(ATTRIBUTES) + 1)
+             for combo in itertools.combinations(ATTRIBUTES, k)]
     texts = [caption(scene, drop) for scene in scenes for drop in drops]
     return texts + [prompt.text for prompt in subject.prompts]
 
@@ -111,6 +114,6 @@ def build_tokenizer(folder: str | os.PathLike, words: list[str] | None = None):
 
 
 def unknown_words(tokenizer_or_vocab, text: str) -> list[str]:
-    """The words of ``text`` (as CLIP splits and lower-cases them) that are not one token of the vocabulary."""
+    """The words of ``text`` (as CLIP splits and lower-cases them) that are not one vocabulary token."""
     vocab = tokenizer_or_vocab if isinstance(tokenizer_or_vocab, dict) else tokenizer_or_vocab.get_vocab()
     return [written for written, piece in split_words(text) if piece + WORD_END not in vocab]

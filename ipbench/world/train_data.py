@@ -25,7 +25,7 @@ SCENE_FIELDS = tuple(field.name for field in dataclasses.fields(Scene))
 
 
 def training_scene(rng: np.random.Generator, split: str) -> Scene:
-    """:func:`sample_scene`, with some non-blobs turned into blobs so that ``BLOB_FRACTION`` of scenes are blobs."""
+    """:func:`sample_scene`, with some non-blobs turned into blobs: ``BLOB_FRACTION`` of scenes are blobs."""
     scene = sample_scene(rng, split)
     base_fraction = 1 / 9
     extra = (BLOB_FRACTION - base_fraction) / (1 - base_fraction)
@@ -37,9 +37,10 @@ def training_scene(rng: np.random.Generator, split: str) -> Scene:
 
 
 def twin_scene(scene: Scene, rng: np.random.Generator) -> Scene:
-    """The same blob as ``scene`` at a random size, another position and background, a fresh rotation and jitter.
+    """The blob of ``scene`` at a random size, in another position on another background, turned anew.
 
-    Position and background always change, as between a held-out subject's references.
+    Position and background always change, as between a held-out subject's
+    references, so the identity term teaches invariance to both.
     """
     return dataclasses.replace(
         scene,
@@ -127,7 +128,7 @@ def load_npz(path, workers: int | None = None) -> dict:
 
 
 def load_or_render(train_npz, n: int, seed: int, workers: int, save_to=None) -> dict:
-    """The training set in ``train_npz`` if given, else ``n`` fresh renders (also saved to ``save_to`` if given)."""
+    """The training set in ``train_npz``, else ``n`` fresh renders (then saved to ``save_to`` if given)."""
     if train_npz:
         return load_npz(train_npz, workers=workers)
     data = render_training_set(n, "train", seed, workers)
@@ -171,7 +172,7 @@ def attribute_codes(scenes: list[Scene]) -> np.ndarray:
 
 
 def caption_true_of(codes, omitted):
-    """(n, n) bool: caption ``i`` (``omitted[i]``, of the scene with ``codes[i]``) describes scene ``j`` correctly.
+    """(n, n) bool: caption ``i`` (``omitted[i]``, of the scene with ``codes[i]``) is true of scene ``j``.
 
     It does when every attribute it names has scene ``j``'s value. Works on
     numpy arrays and torch tensors alike.
@@ -183,7 +184,7 @@ def caption_true_of(codes, omitted):
 
 
 def gaussian_blur(images, sigma):
-    """Blur float images (B, C, H, W) with a per-image Gaussian ``sigma`` (B,) in px; sigma 0 leaves it unchanged."""
+    """Blur float images (B, C, H, W), each by its own Gaussian ``sigma`` (B,) in px (0: unchanged)."""
     import torch
     import torch.nn.functional as F
 

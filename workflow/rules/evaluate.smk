@@ -54,7 +54,21 @@ def _evaluate_inputs(wc):
         inputs["reference_features"] = f"{RESULTS}/features/{wc.task}/reference_set.inception.npz"
     if metric_enabled(wc.task, "lpips"):
         inputs["lpips_weights"] = lpips_weights()
+    if metric_enabled(wc.task, "attributes") and "world" in config:
+        inputs["shape_cnn"] = world_model("shape_cnn")
+    if clip_backbone() == "mini-judge":
+        inputs["judge_clip"] = world_model("judge_clip")
     return inputs
+
+
+def clip_backbone():
+    return config["metrics"].get("clip", {}).get("backbone")
+
+
+def clip_backbone_spec():
+    """The backbone spec the metric engine loads; "mini-judge" is the mini world's judge CLIP."""
+    spec = clip_backbone()
+    return f"hf-clip:{world_model_dir('judge_clip')}" if spec == "mini-judge" else spec
 
 
 rule evaluate:
@@ -66,6 +80,8 @@ rule evaluate:
     params:
         metrics=lambda wc: config["tasks"][wc.task]["metrics"],
         options=config["metrics"],
+        clip_backbone=clip_backbone_spec(),
+        shape_cnn_dir=world_model_dir("shape_cnn") if "world" in config else None,
         device=config.get("device", "auto"),
     threads: workflow.cores
     log:

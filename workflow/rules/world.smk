@@ -2,8 +2,10 @@
 # world.checkpoints are verified against their manifests; `--config retrain=true`
 # retrains every model through the train rules below (on a GPU).
 
+from ipbench.provenance import config_hash
+
 WORLD_MODELS = ("shape_cnn", "judge_clip", "cond_clip")
-RETRAIN = bool(config.get("retrain", False))
+RETRAIN = str(config.get("retrain", False)).lower() == "true"
 WORLD = config.get("world", {})
 CHECKPOINTS = WORLD.get("checkpoints", "data/mini")
 
@@ -58,7 +60,7 @@ rule train_world_model:
     params:
         training=lambda wc: _training(wc.model),
         device=config.get("device", "auto"),
-        config_sha256=lambda wc: __import__("ipbench.provenance", fromlist=["x"]).config_hash(config),
+        config_sha256=config_hash(config),
     threads: workflow.cores
     resources:
         gpu=1,

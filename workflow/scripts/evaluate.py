@@ -108,7 +108,7 @@ if "attributes" in wanted:
     if snakemake.input.get("shape_cnn"):
         from ipbench.world.shape_cnn import load_shape_cnn, predict
 
-        shape_cnn = load_shape_cnn(Path(snakemake.input.shape_cnn).parent, device)
+        shape_cnn = load_shape_cnn(snakemake.params.shape_cnn_dir, device)
         shape_reader = lambda batch: predict(shape_cnn, batch)[:2]  # noqa: E731
     scores = attribute_scores(images, [truth[row["item_id"]]["attributes"] for row in manifest], shape_reader)
     for column in scores.columns:
