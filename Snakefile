@@ -25,6 +25,7 @@ validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.s
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/world.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
@@ -36,4 +37,5 @@ rule all:
         expand(RESULTS + "/tables/{task}.{ext}", task=TASKS, ext=["csv", "md", "tex"]),
         expand(RESULTS + "/figures/{task}_{kind}.png", task=TASKS, kind=["grid", "bars"]),
         RESULTS + "/provenance.json",
+        [RESULTS + "/tables/world_validation.md"] if "world" in config else [],
     default_target: True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -28,7 +29,10 @@ def git_state(repo: Path) -> dict:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False).stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    return {"commit": commit or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    if not commit:
+        # A copy without .git (e.g. a remote GPU machine) names its commit in the environment.
+        return {"commit": os.environ.get("IPBENCH_GIT_COMMIT"), "dirty": None}
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def config_hash(config: dict) -> str:

@@ -2,7 +2,9 @@
 
 A seeded random-resized crop, horizontal flip and brightness/contrast jitter,
 so a table shows how far plain photometric and geometric variation moves each
-metric without any generative model.
+metric without any generative model. With several image prompts (``subject``)
+it augments one of them, chosen by the seed: a copy-the-reference baseline
+that keeps the subject and ignores the text.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from metrics.images import load_rgb
 @register_method
 class Augment(Method):
     name = "augment"
-    tasks = ("variation",)
+    tasks = ("variation", "subject")
 
     def generate(self, requests: list[Request], data_dir: Path) -> list[np.ndarray]:
         min_scale = float(self.params.get("min_scale", 0.6))
@@ -28,7 +30,8 @@ class Augment(Method):
         images = []
         for request in requests:
             rng = np.random.default_rng(request.seed)
-            image = Image.fromarray(load_rgb(Path(data_dir) / request.condition["image"]).array)
+            prompts = request.condition.get("images") or [request.condition["image"]]
+            image = Image.fromarray(load_rgb(Path(data_dir) / prompts[int(rng.integers(len(prompts)))]).array)
             width, height = image.size
             side = rng.uniform(min_scale, 1.0)
             crop_w, crop_h = max(1, round(width * side)), max(1, round(height * side))
