@@ -26,9 +26,10 @@ def package_versions() -> dict[str, str | None]:
 
 def git_state(repo: Path) -> dict:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
 
-    commit = git("rev-parse", "HEAD")
+    commit = git("rev-parse", "--verify", "HEAD")
     if not commit:
         # A copy without .git (e.g. a remote GPU machine) names its commit in the environment.
         return {"commit": os.environ.get("IPBENCH_GIT_COMMIT"), "dirty": None}

@@ -7,7 +7,7 @@ from ipbench.provenance import config_hash
 WORLD_MODELS = ("shape_cnn", "judge_clip", "cond_clip")
 RETRAIN = str(config.get("retrain", False)).lower() == "true"
 WORLD = config.get("world", {})
-CHECKPOINTS = WORLD.get("checkpoints", "data/mini")
+CHECKPOINTS = WORLD.get("checkpoints", "data/checkpoints")
 
 
 def world_model(name):
