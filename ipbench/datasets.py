@@ -132,7 +132,10 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
                 for k, scene in enumerate(subject.references):
                     refs.append(f"conditions/{subject.subject_id}-ref{k}.png")
                     _write_render(tmp / refs[-1], scene)
-                for p, prompt in enumerate(subject.prompts[:prompts_per_subject]):
+                # Spread the chosen prompts over the kinds (background, position, size, combined).
+                chosen = np.unique(np.linspace(0, len(subject.prompts) - 1, prompts_per_subject).round().astype(int))
+                for p in chosen:
+                    prompt = subject.prompts[p]
                     target = Scene.from_dict({**subject.references[0].to_dict(), **prompt.target})
                     items.append({"id": f"{subject.subject_id}-p{p:02d}",
                                   "condition": {"images": refs, "prompt": prompt.text, "subject": subject.subject_id},

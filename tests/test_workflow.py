@@ -28,8 +28,9 @@ def _table(workdir):
 
 def test_outputs_exist(run):
     results = run / RESULTS
-    for name in ("tables/variation.csv", "tables/variation.md", "tables/variation.tex",
-                 "figures/variation_grid.png", "figures/variation_bars.png", "provenance.json"):
+    for name in ("tables/variation.csv", "tables/variation.md", "tables/variation.tex", "tables/subject.md",
+                 "figures/variation_grid.png", "figures/variation_bars.png", "figures/subject_grid.png",
+                 "tables/world_validation.md", "provenance.json"):
         assert (results / name).stat().st_size > 0, name
     assert (results / "features" / "variation" / "reference_set.inception.npz").exists()
     # one log per job
@@ -49,6 +50,38 @@ def test_table_values(run):
         assert row.backbone and row.convention
     markdown = (run / RESULTS / "tables" / "variation.md").read_text()
     assert "inception-v3-pool3" in markdown and "lpips-v0.1-alex" in markdown
+
+
+def test_oracle_rows_are_perfect_and_augment_is_not(run):
+    for task in ("variation", "subject"):
+        table = pd.read_csv(run / RESULTS / "tables" / f"{task}.csv").set_index(["method", "metric"])
+        assert table.loc[("reference", "all_correct"), "value"] == 1.0
+        assert table.loc[("reference", "subject_iou"), "value"] > 0.9
+        assert table.loc[("augment", "all_correct"), "value"] < 1.0
+        assert "judge_clip" in table.loc[("reference", "clip_t"), "backbone"]
+
+
+def test_world_validation_table(run):
+    table = pd.read_csv(run / RESULTS / "tables" / "world_validation.csv")
+    analyzer = table[table.section == "analyzer"]
+    assert set(analyzer.condition) == {"none", "blur", "noise"}
+    assert (analyzer.value > 0.9).all()
+    assert {"judge_clip", "cond_clip"} <= set(table.model)
+    assert "FID real vs real" in set(table.measure)
+
+
+def test_corrupted_checkpoint_stops_the_run_naming_the_file(tmp_path):
+    copy_code(tmp_path)
+    weights = tmp_path / "data" / "checkpoints" / "shape_cnn" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    result = snakemake(tmp_path, "results/smoke/checkpoints/shape_cnn/verified.json",
+                       configfile=tmp_path / "config" / "smoke.yaml")
+    assert result.returncode != 0
+    log = (tmp_path / RESULTS / "logs" / "verify_checkpoint" / "shape_cnn.log").read_text()
+    assert "data/checkpoints/shape_cnn/model.safetensors" in log and "retrain=true" in log
+    assert not (tmp_path / RESULTS / "checkpoints" / "shape_cnn" / "verified.json").exists()
 
 
 def test_table_fid_equals_the_command_line(run):

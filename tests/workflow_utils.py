@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CODE = ("Snakefile", "workflow", "methods", "metrics", "ipbench", "config")
+CODE = ("Snakefile", "workflow", "methods", "metrics", "ipbench", "config", "data/checkpoints")
 
 
 def copy_code(dest: Path) -> Path:
@@ -18,7 +18,7 @@ def copy_code(dest: Path) -> Path:
     for name in CODE:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
         else:
             shutil.copy2(source, dest / name)
     return dest
@@ -37,7 +37,8 @@ def smoke_config() -> dict:
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile", str(workdir / "Snakefile"),
                "--directory", str(workdir)]
+    command += list(args)
     if configfile is not None:
-        command += ["--configfile", str(configfile)]
+        command += ["--configfile", str(configfile)]  # last: it takes several values
     env = {**os.environ, "PYTHONPATH": str(workdir)}
-    return subprocess.run(command + list(args), capture_output=True, text=True, env=env, cwd=workdir)
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)

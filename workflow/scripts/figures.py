@@ -5,6 +5,7 @@ import pandas as pd
 from ipbench import figures
 from ipbench.io import read_jsonl
 from ipbench.jobs import start_job
+from ipbench.tasks import TASKS
 from metrics.images import load_rgb
 
 log = start_job(snakemake)
@@ -12,7 +13,9 @@ methods = list(snakemake.params.methods)
 data_dir = Path(snakemake.input.data)
 items = {row["id"]: row for row in read_jsonl(data_dir / "items.jsonl")}
 shown_items = sorted(items)[:6]
-columns = [("condition", [load_rgb(data_dir / items[i]["condition"]["image"]).array for i in shown_items])]
+task = TASKS[snakemake.wildcards.task]
+columns = [("condition", [load_rgb(data_dir / task.prompt_images(items[i]["condition"])[0]).array
+                          for i in shown_items])]
 for method, manifest_path in zip(methods, snakemake.input.manifests):
     first_samples = {row["item_id"]: row for row in read_jsonl(manifest_path) if row["sample_index"] == 0}
     columns.append((method, [load_rgb(Path(manifest_path).parent / first_samples[i]["path"]).array

@@ -35,9 +35,12 @@ if baseline in methods:
             continue
         for metric in record["metrics"]:
             if metric in PER_ITEM_METRICS:
-                joined = per_item[method][[metric]].join(per_item[baseline][[metric]], rsuffix="_base", how="inner")
-                tests[(method, metric)] = stats.paired_test(joined[metric].to_numpy(),
-                                                            joined[f"{metric}_base"].to_numpy())
+                # Items where either method has no value (e.g. no object found) cannot be paired.
+                joined = pd.merge(per_item[method][[metric]], per_item[baseline][[metric]], left_index=True,
+                                  right_index=True, suffixes=("", "_base")).dropna()
+                if len(joined) >= 2:
+                    tests[(method, metric)] = stats.paired_test(joined[metric].to_numpy(),
+                                                                joined[f"{metric}_base"].to_numpy())
             elif metric in SET_METRICS and features:
                 shared = sorted(features[method].keys() & features[baseline].keys())
                 tests[(method, metric)] = stats.paired_bootstrap_set(

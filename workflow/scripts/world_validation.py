@@ -39,7 +39,7 @@ for name in ("judge_clip", "cond_clip"):
                 0.95 if attribute in ("colour", "shape", "background") else None)
         elif key.startswith("clip_i_auc"):
             add("clip", name, key.replace("clip_i_auc", "CLIP-I same-subject ROC AUC").replace("_", " "),
-                "held-out subjects", value, 0.95 if key == "clip_i_auc" else None)
+                "held-out subjects", value, 0.95 if key == "clip_i_auc" else None, f"{quality['n_subjects']} subjects")
 if "real_a" in snakemake.input.keys():
     a, b = load_features(snakemake.input.real_a), load_features(snakemake.input.real_b)
     count = f"{len(a['ids'])} vs {len(b['ids'])}"
