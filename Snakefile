@@ -34,8 +34,8 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        expand(RESULTS + "/tables/{task}.{ext}", task=TASKS, ext=["csv", "md", "tex"]),
-        expand(RESULTS + "/figures/{task}_{kind}.png", task=TASKS, kind=["grid", "bars"]),
-        RESULTS + "/provenance.json",
-        [RESULTS + "/tables/world_validation.md"] if "world" in config else [],
+        expand(f"{RESULTS}/tables/{{task}}.{{ext}}", task=TASKS, ext=["csv", "md", "tex"]),
+        expand(f"{RESULTS}/figures/{{task}}_{{kind}}.png", task=TASKS, kind=["grid", "bars"]),
+        f"{RESULTS}/provenance.json",
+        [f"{RESULTS}/tables/world_validation.md"] if "world" in config else [],
     default_target: True

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import methods as method_registry
+from ipbench.provenance import config_hash
 from ipbench.tasks import check_task_metrics
 
 SUITE = config["suite"]
@@ -71,6 +72,71 @@ def metric_enabled(task, metric):
 def lpips_weights():
     net = config["metrics"].get("lpips", {}).get("net", "alex")
     return f"data/weights/lpips_{net}.pt"
+
+
+# ---- the mini world's models (rules in world.smk)
+
+WORLD_MODELS = ("shape_cnn", "judge_clip", "cond_clip")
+RETRAIN = str(config.get("retrain", False)).lower() == "true"
+WORLD = config.get("world", {})
+CHECKPOINTS = WORLD.get("checkpoints", "data/checkpoints")
+
+
+def world_model(name):
+    """The file a consumer of model ``name`` depends on; its folder holds the model."""
+    if RETRAIN:
+        return f"{RESULTS}/trained/{name}/manifest.json"
+    return f"{RESULTS}/checkpoints/{name}/verified.json"
+
+
+def world_model_dir(name):
+    return f"{RESULTS}/trained/{name}" if RETRAIN else f"{CHECKPOINTS}/{name}"
+
+
+def _training(name):
+    train = WORLD.get("train", {})
+    return {"seed": train.get("seed", 0), **train.get(name, {})}
+
+
+def _validation_inputs(wc):
+    inputs = {name: world_model(name) for name in WORLD_MODELS}
+    if "variation" in TASKS and "reference" in methods_for("variation"):
+        inputs["real_a"] = f"{RESULTS}/features/variation/methods/reference.inception.npz"
+        inputs["real_b"] = f"{RESULTS}/features/variation/reference_set.inception.npz"
+    return inputs
+
+
+# ---- evaluation inputs (rules in evaluate.smk)
+
+def _feature_params():
+    return {"device": config.get("device", "auto"), **config["metrics"].get("inception", {})}
+
+
+def _evaluate_inputs(wc):
+    inputs = {
+        "data": f"{RESULTS}/data/{wc.task}",
+        "manifest": f"{RESULTS}/images/{wc.task}/{wc.method}/manifest.jsonl",
+    }
+    if metric_enabled(wc.task, "fid") or metric_enabled(wc.task, "kid"):
+        inputs["features"] = f"{RESULTS}/features/{wc.task}/methods/{wc.method}.inception.npz"
+        inputs["reference_features"] = f"{RESULTS}/features/{wc.task}/reference_set.inception.npz"
+    if metric_enabled(wc.task, "lpips"):
+        inputs["lpips_weights"] = lpips_weights()
+    if metric_enabled(wc.task, "attributes") and "world" in config:
+        inputs["shape_cnn"] = world_model("shape_cnn")
+    if clip_backbone() == "mini-judge":
+        inputs["judge_clip"] = world_model("judge_clip")
+    return inputs
+
+
+def clip_backbone():
+    return config["metrics"].get("clip", {}).get("backbone")
+
+
+def clip_backbone_spec():
+    """The backbone spec the metric engine loads; "mini-judge" is the mini world's judge CLIP."""
+    spec = clip_backbone()
+    return f"hf-clip:{world_model_dir('judge_clip')}" if spec == "mini-judge" else spec
 
 
 wildcard_constraints:

@@ -3,13 +3,13 @@
 
 rule build_task_data:
     output:
-        directory(RESULTS + "/data/{task}"),
+        directory(f"{RESULTS}/data/{{task}}"),
     params:
         data=config["data"],
     log:
-        LOGS + "/build_task_data/{task}.log",
+        f"{LOGS}/build_task_data/{{task}}.log",
     benchmark:
-        BENCH + "/build_task_data/{task}.tsv"
+        f"{BENCH}/build_task_data/{{task}}.tsv"
     script:
         "../scripts/build_task_data.py"
 

@@ -3,25 +3,25 @@
 
 rule prepare_method:
     output:
-        RESULTS + "/models/{method}/prepared.json",
+        f"{RESULTS}/models/{{method}}/prepared.json",
     params:
         params=lambda wc: method_params(wc.method),
     resources:
         gpu=lambda wc: uses_gpu(wc.method),
     log:
-        LOGS + "/prepare_method/{method}.log",
+        f"{LOGS}/prepare_method/{{method}}.log",
     benchmark:
-        BENCH + "/prepare_method/{method}.tsv"
+        f"{BENCH}/prepare_method/{{method}}.tsv"
     script:
         "../scripts/prepare_method.py"
 
 
 rule generate_shard:
     input:
-        data=RESULTS + "/data/{task}",
-        prepared=RESULTS + "/models/{method}/prepared.json",
+        data=f"{RESULTS}/data/{{task}}",
+        prepared=f"{RESULTS}/models/{{method}}/prepared.json",
     output:
-        directory(RESULTS + "/images/{task}/{method}/shard-{shard}"),
+        directory(f"{RESULTS}/images/{{task}}/{{method}}/shard-{{shard}}"),
     params:
         suite=SUITE,
         samples=lambda wc: samples_for(wc.task, wc.method),
@@ -31,9 +31,9 @@ rule generate_shard:
     resources:
         gpu=lambda wc: uses_gpu(wc.method),
     log:
-        LOGS + "/generate_shard/{task}/{method}/{shard}.log",
+        f"{LOGS}/generate_shard/{{task}}/{{method}}/{{shard}}.log",
     benchmark:
-        BENCH + "/generate_shard/{task}/{method}/{shard}.tsv"
+        f"{BENCH}/generate_shard/{{task}}/{{method}}/{{shard}}.tsv"
     script:
         "../scripts/generate_shard.py"
 
@@ -41,11 +41,11 @@ rule generate_shard:
 rule merge_shards:
     input:
         lambda wc: expand(
-            RESULTS + "/images/{{task}}/{{method}}/shard-{shard:03d}", shard=range(shards_for(wc.task))
+            f"{RESULTS}/images/{{{{task}}}}/{{{{method}}}}/shard-{{shard:03d}}", shard=range(shards_for(wc.task))
         ),
     output:
-        RESULTS + "/images/{task}/{method}/manifest.jsonl",
+        f"{RESULTS}/images/{{task}}/{{method}}/manifest.jsonl",
     log:
-        LOGS + "/merge_shards/{task}/{method}.log",
+        f"{LOGS}/merge_shards/{{task}}/{{method}}.log",
     script:
         "../scripts/merge_shards.py"
