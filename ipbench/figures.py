@@ -30,8 +30,12 @@ def image_grid(columns: list[tuple[str, list[np.ndarray]]], path, cell_inches: f
 def metric_bars(long: pd.DataFrame, methods: list[str], path) -> None:
     """One panel per metric: value with its 95% CI as an error bar, methods in config order."""
     metric_names = [m for m in METRICS if m in set(long.metric)]
-    fig, axes = plt.subplots(1, len(metric_names), squeeze=False, figsize=(2.6 * len(metric_names), 2.6))
-    for ax, metric in zip(axes[0], metric_names):
+    n_cols = min(5, len(metric_names))
+    n_rows = -(-len(metric_names) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, figsize=(2.6 * n_cols, 2.6 * n_rows))
+    for ax in axes.flat[len(metric_names):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metric_names):
         rows = long[long.metric == metric].set_index("method").reindex(methods).dropna(subset=["value"])
         scale = DISPLAY_SCALE.get(metric, 1.0)
         values = rows.value.to_numpy() * scale
