@@ -70,6 +70,16 @@ def test_world_validation_table(run):
     assert "FID real vs real" in set(table.measure)
 
 
+def test_world_split_datasets_on_demand(run):
+    result = snakemake(run, f"{RESULTS}/world/datasets/val", configfile=run / "config" / "smoke.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = run / RESULTS / "world" / "datasets" / "val"
+    table = pd.read_csv(folder / "attributes.csv")
+    assert len(table) == 8 and set(table.split) == {"val"}
+    assert all((folder / name).exists() for name in table.file)
+    assert table.caption.str.len().min() > 0
+
+
 def test_corrupted_checkpoint_stops_the_run_naming_the_file(tmp_path):
     copy_code(tmp_path)
     weights = tmp_path / "data" / "checkpoints" / "shape_cnn" / "model.safetensors"

@@ -70,3 +70,22 @@ rule world_validation:
         f"{BENCH}/world_validation.tsv"
     script:
         "../scripts/world_validation.py"
+
+
+rule world_dataset:
+    # On demand (not part of `all`): a split as numbered PNGs plus attributes.csv
+    # (scene fields and caption), e.g. `snakemake --cores all results/mini/world/datasets/val`.
+    output:
+        directory(f"{RESULTS}/world/datasets/{{split}}"),
+    params:
+        n=WORLD.get("datasets", {}).get("n", 1000),
+        seed=WORLD.get("datasets", {}).get("seed", 0),
+        p_drop=lambda wc: WORLD.get("datasets", {}).get("train_p_drop", 0.3) if wc.split == "train" else 0.0,
+    wildcard_constraints:
+        split="train|val|test",
+    log:
+        f"{LOGS}/world_dataset/{{split}}.log",
+    benchmark:
+        f"{BENCH}/world_dataset/{{split}}.tsv"
+    script:
+        "../scripts/world_dataset.py"
