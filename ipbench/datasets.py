@@ -112,7 +112,7 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
       asking for a background, position or size (DreamBench style).
     The reference set is always fresh test renders, disjoint from the items.
     """
-    from ipbench.world.render import caption, render, sample_scene, scene_rng, subject_set, Scene
+    from ipbench.world.render import Scene, caption, sample_scene, scene_rng, subject_set
 
     _supports("mini_world", task, ("variation", "subject"))
     with atomic_directory(out_dir) as tmp:
