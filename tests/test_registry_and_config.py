@@ -75,3 +75,11 @@ def test_method_asked_for_an_unsupported_task_fails(tmp_path):
     result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config))
     assert result.returncode != 0
     assert "methods.augment.tasks" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "photos.yaml", "smoke.yaml"])
+def test_shipped_suites_validate_and_build_a_dag(tmp_path, name):
+    copy_code(tmp_path)
+    result = snakemake(tmp_path, "-n", configfile=tmp_path / "config" / name)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "provenance" in result.stdout
