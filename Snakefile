@@ -38,4 +38,6 @@ rule all:
         expand(f"{RESULTS}/figures/{{task}}_{{kind}}.png", task=TASKS, kind=["grid", "bars"]),
         f"{RESULTS}/provenance.json",
         [f"{RESULTS}/tables/world_validation.md"] if "world" in config else [],
+        [f"{RESULTS}/figures/{task}_tradeoff.png" for task in TASKS if tradeoff_available(task)],
+        f"{RESULTS}/README.md",
     default_target: True

@@ -48,3 +48,21 @@ def metric_bars(long: pd.DataFrame, methods: list[str], path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def tradeoff_scatter(long: pd.DataFrame, path, x: str = "clip_t", y: str = "clip_i") -> None:
+    """CLIP-T against CLIP-I per method with CI whiskers, as in the IP-Adapter paper's comparison."""
+    wide = long.set_index(["method", "metric"])
+    methods = [m for m in long.method.unique() if (m, x) in wide.index and (m, y) in wide.index]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    for method in methods:
+        px, py = wide.loc[(method, x)], wide.loc[(method, y)]
+        ax.errorbar(px.value, py.value, xerr=[[px.value - px.ci95_low], [px.ci95_high - px.value]],
+                    yerr=[[py.value - py.ci95_low], [py.ci95_high - py.value]], fmt="o", capsize=3)
+        ax.annotate(method, (px.value, py.value), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel(f"{METRICS[x].label} ↑")
+    ax.set_ylabel(f"{METRICS[y].label} ↑")
+    ax.set_title(str(wide.loc[(methods[0], x)].backbone) if methods else "", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

@@ -30,7 +30,7 @@ def test_outputs_exist(run):
     results = run / RESULTS
     for name in ("tables/variation.csv", "tables/variation.md", "tables/variation.tex", "tables/subject.md",
                  "figures/variation_grid.png", "figures/variation_bars.png", "figures/subject_grid.png",
-                 "tables/world_validation.md", "provenance.json"):
+                 "tables/world_validation.md", "figures/variation_tradeoff.png", "README.md", "provenance.json"):
         assert (results / name).stat().st_size > 0, name
     assert (results / "features" / "variation" / "reference_set.inception.npz").exists()
     # one log per job

@@ -69,6 +69,10 @@ def metric_enabled(task, metric):
     return metric in config["tasks"][task]["metrics"]
 
 
+def tradeoff_available(task):
+    return metric_enabled(task, "clip_i") and metric_enabled(task, "clip_t")
+
+
 def lpips_weights():
     net = config["metrics"].get("lpips", {}).get("net", "alex")
     return f"data/weights/lpips_{net}.pt"

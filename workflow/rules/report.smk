@@ -47,6 +47,31 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule tradeoff_figure:
+    # Tasks that measure both CLIP-T and CLIP-I (the IP-Adapter paper's trade-off plot).
+    input:
+        f"{RESULTS}/tables/{{task}}.csv",
+    output:
+        report(f"{RESULTS}/figures/{{task}}_tradeoff.png", caption="../report/tradeoff.rst", category="Figures"),
+    log:
+        f"{LOGS}/tradeoff_figure/{{task}}.log",
+    script:
+        "../scripts/tradeoff_figure.py"
+
+
+rule results_readme:
+    output:
+        f"{RESULTS}/README.md",
+    params:
+        suite=SUITE,
+        tasks=TASKS,
+        world="world" in config,
+    log:
+        f"{LOGS}/results_readme.log",
+    script:
+        "../scripts/results_readme.py"
+
+
 rule provenance:
     input:
         tables=expand(f"{RESULTS}/tables/{{task}}.csv", task=TASKS),

@@ -1,0 +1,28 @@
+"""results/<suite>/README.md: what each table and figure of this suite means."""
+from ipbench.evaluation import METRICS
+from ipbench.io import atomic_write_text
+from ipbench.jobs import start_job
+from ipbench.tasks import TASKS
+
+log = start_job(snakemake)
+suite = snakemake.params.suite
+lines = [f"# Results of suite `{suite}`", "",
+         "Written by the Snakemake DAG; regenerate with `snakemake --cores all`"
+         + ("" if suite == "mini" else f" --configfile config/{suite}.yaml") + ".", "", "## Tables", ""]
+for task in snakemake.params.tasks:
+    lines.append(f"- `tables/{task}.{{csv,md,tex}}`: task `{task}`, {TASKS[task].description}. Methods as rows, "
+                 "metrics as columns, value ± half-width of the bootstrap 95% CI over items, † where a paired test "
+                 "against the baseline gives p < 0.05; the CSV has full precision, n and each metric's backbone.")
+if snakemake.params.world:
+    lines.append("- `tables/world_validation.{csv,md}`: how well the mini world's analyzers and mini-CLIPs work on "
+                 "fresh renders (targets in the table), and the real-vs-real FID/KID noise floor.")
+lines += ["", "## Metrics", ""]
+lines += [f"- **{info.label}** ({'higher' if info.higher_is_better else 'lower'} is better): {info.description}."
+          for info in METRICS.values()]
+lines += ["", "## Figures", "",
+          "- `figures/<task>_grid.png`: condition image, then the first sample of each method.",
+          "- `figures/<task>_bars.png`: every metric with its 95% CI.",
+          "- `figures/<task>_tradeoff.png` (tasks with CLIP-I and CLIP-T): CLIP-T against CLIP-I per method.",
+          "", "`provenance.json` records packages, git commit, weight hashes, config hash and device.", ""]
+atomic_write_text(snakemake.output[0], "\n".join(lines))
+log.info("wrote %s", snakemake.output[0])
