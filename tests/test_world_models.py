@@ -253,11 +253,3 @@ def test_shape_cnn_trains_saves_and_predicts(cnn_dir, training_set, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="shapes"):
         shape_cnn.load_shape_cnn(tmp_path)
-
-
-@pytest.mark.parametrize("module", [clip_train, shape_cnn])
-def test_command_lines_have_help(module, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        module.main(["--help"])
-    assert exit_info.value.code == 0
-    assert "--train-npz" in capsys.readouterr().out

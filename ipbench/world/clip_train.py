@@ -16,11 +16,9 @@ speed up learning the fine attributes (shape, texture).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -348,47 +346,3 @@ def evaluate_clip(model_dir, device: str = "cpu", n: int = 1000, n_subjects: int
 
 
 # ---------------------------------------------------------------- command line
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     prog="python -m ipbench.world.clip_train")
-    parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
-    parser.add_argument("--out", required=True, help="model folder to write (hf-clip:<folder> loads it)")
-    parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, help="model seed (default: the preset's)")
-    parser.add_argument("--pair-weight", type=float, default=0.5,
-                        help="weight of the blob-twin image-image term")
-    parser.add_argument("--attribute-weight", type=float, default=0.5,
-                        help="weight of the auxiliary attribute classifiers on the image embedding")
-    parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--train-npz", help="training set written by train_data.save_npz (else render one)")
-    parser.add_argument("--train-n", type=int, default=100_000, help="images to render when no --train-npz")
-    parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--save-npz", help="also save the rendered training set here")
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--eval-n", type=int, default=2000, help="test renders for evaluate_clip (0: skip)")
-    args = parser.parse_args(argv)
-
-    started = time.perf_counter()
-    data = train_data.load_or_render(args.train_npz, args.train_n, args.data_seed, args.workers,
-                                     args.save_npz)
-    data_seconds = time.perf_counter() - started
-    metrics = train_clip(
-        args.out, args.preset, data, args.steps, args.batch_size, args.lr, args.seed, args.device,
-        pair_weight=args.pair_weight, attribute_weight=args.attribute_weight, augment=not args.no_augment,
-    )
-    metrics.pop("history")
-    report = {"data_seconds": data_seconds, **metrics}
-    if args.eval_n:
-        evaluated = time.perf_counter()
-        report.update(evaluate_clip(args.out, args.device, args.eval_n))
-        report["eval_seconds"] = time.perf_counter() - evaluated
-    print(json.dumps(report, indent=1))
-
-
-if __name__ == "__main__":
-    main()

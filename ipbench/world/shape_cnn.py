@@ -7,9 +7,7 @@ and quarter turns, which change no label.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -195,39 +193,3 @@ def evaluate_shape_cnn(folder, n: int = 2000, seed: int = 0, device: str = "cpu"
         )
     results["n_test"] = n
     return results
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     prog="python -m ipbench.world.shape_cnn")
-    parser.add_argument("--out", required=True, help="model folder to write")
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--train-npz", help="training set written by train_data.save_npz (else render one)")
-    parser.add_argument("--train-n", type=int, default=100_000, help="images to render when no --train-npz")
-    parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--save-npz", help="also save the rendered training set here")
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--eval-n", type=int, default=2000,
-                        help="test renders for evaluate_shape_cnn (0: skip)")
-    args = parser.parse_args(argv)
-
-    started = time.perf_counter()
-    data = train_data.load_or_render(args.train_npz, args.train_n, args.data_seed, args.workers,
-                                     args.save_npz)
-    data_seconds = time.perf_counter() - started
-    metrics = train_shape_cnn(args.out, data, args.steps, args.batch_size, args.lr, args.seed, args.device)
-    metrics.pop("history")
-    report = {"data_seconds": data_seconds, **metrics}
-    if args.eval_n:
-        evaluated = time.perf_counter()
-        report.update(evaluate_shape_cnn(args.out, args.eval_n, device=args.device))
-        report["eval_seconds"] = time.perf_counter() - evaluated
-    print(json.dumps(report, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -127,19 +127,6 @@ def load_npz(path, workers: int | None = None) -> dict:
     return data
 
 
-def load_or_render(train_npz, n: int, seed: int, workers: int, save_to=None) -> dict:
-    """The training set in ``train_npz``, else ``n`` fresh renders (then saved to ``save_to`` if given)."""
-    if train_npz:
-        return load_npz(train_npz, workers=workers)
-    data = render_training_set(n, "train", seed, workers)
-    if save_to:
-        save_npz(save_to, data)
-    return data
-
-
-# ---------------------------------------------------------------- captions and labels
-
-
 def training_captions(scenes: list[Scene], rng: np.random.Generator, max_p_drop: float = 0.8):
     """Captions with random attribute dropout, and which attributes each one leaves out.
 
