@@ -46,8 +46,8 @@ PRESETS = {
         "seed": 1,
         "text": {"hidden_size": 96, "intermediate_size": 384, "num_hidden_layers": 3,
                  "num_attention_heads": 3},
-        "vision": {"patch_size": 4, "hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 4,
-                   "num_attention_heads": 4},
+        "vision": {"patch_size": 8, "hidden_size": 160, "intermediate_size": 640, "num_hidden_layers": 6,
+                   "num_attention_heads": 5},
         "projection_dim": 96,
     },
 }

@@ -113,6 +113,22 @@ def _write_json(path: Path, record: dict) -> None:
     path.write_text(json.dumps(record, indent=1))
 
 
+def _save_half(model, out_dir: Path) -> None:
+    """Save weights as float16 safetensors (half the bytes in the repo); loaders ask for float32."""
+    model.to(torch.float16).save_pretrained(out_dir, safe_serialization=True)
+    model.to(torch.float32)
+
+
+def _cosine_with_warmup(optimizer, steps: int):
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+
+    return get_cosine_schedule_with_warmup(optimizer, max(1, min(500, steps // 20)), max(steps, 1))
+
+
+def _out_of_time(started: float, time_limit_s: float | None) -> bool:
+    return time_limit_s is not None and time.perf_counter() - started > time_limit_s
+
+
 @torch.no_grad()
 def measure_scaling_factor(vae, images: torch.Tensor, batch_size: int = 256) -> float:
     """1 / std of sampled latents over ``images`` (uint8 NHWC on the VAE's device), as SD's 0.18215 was chosen."""
@@ -121,12 +137,15 @@ def measure_scaling_factor(vae, images: torch.Tensor, batch_size: int = 256) -> 
     return float(1.0 / torch.cat(latents).float().std())
 
 
-def train_vae(out_dir, images: np.ndarray, steps: int, batch_size: int = 64, lr: float = 1e-4, seed: int = 0,
-              device=None, lpips_weight: float = 0.5, kl_weight: float = 1e-6, config: dict | None = None) -> dict:
-    """Train an AutoencoderKL on uint8 (N, 64, 64, 3) images: L1 + LPIPS(alex) + KL.
+def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float = 1e-4, seed: int = 0,
+              device=None, lpips_weight: float = 0.5, kl_weight: float = 1e-6, config: dict | None = None,
+              time_limit_s: float | None = None, log_every: int = 100) -> dict:
+    """Train an AutoencoderKL on ``data["images"]`` (uint8 (N, 64, 64, 3)): L1 + LPIPS(alex) + KL.
 
-    The latent scaling factor is measured after training and stored in the
-    saved config. Returns the loss history and timings (also in training.json).
+    LPIPS is the metric engine's real AlexNet LPIPS. AdamW with warmup and
+    cosine decay, bf16 autocast on CUDA. The latent scaling factor is measured
+    after training and stored in the saved config. ``time_limit_s`` stops early
+    (recorded as ``stopped_at_step``), so a lease limit never loses the run.
     """
     from diffusers import AutoencoderKL
 
@@ -137,11 +156,15 @@ def train_vae(out_dir, images: np.ndarray, steps: int, batch_size: int = 64, lr:
     vae = AutoencoderKL(**(config or vae_config())).to(device).train()
     lpips_model = load_lpips("alex", device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    pixels = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    schedule = _cosine_with_warmup(optimizer, steps)
+    pixels = torch.from_numpy(np.ascontiguousarray(data["images"])).to(device)
     generator = torch.Generator(device).manual_seed(seed)
-    history = {"loss": [], "l1": [], "lpips": [], "kl": []}
-    start = time.perf_counter()
-    for _ in range(steps):
+    history = []
+    started = time.perf_counter()
+    step = 0
+    for step in range(steps):
+        if _out_of_time(started, time_limit_s):
+            break
         batch = _to_unit_range(pixels[torch.randint(len(pixels), (batch_size,), device=device, generator=generator)])
         with _autocast(device):
             posterior = vae.encode(batch).latent_dist
@@ -155,85 +178,230 @@ def train_vae(out_dir, images: np.ndarray, steps: int, batch_size: int = 64, lr:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
-        for name, value in zip(history, (loss, l1, perceptual, kl)):
-            history[name].append(float(value.detach()))
-    train_seconds = time.perf_counter() - start
+        schedule.step()
+        if step % log_every == 0 or step == steps - 1:
+            history.append({"step": step, "loss": loss.item(), "l1": l1.item(), "lpips": perceptual.item(),
+                            "kl": kl.item()})
+    else:
+        step = steps
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_seconds = time.perf_counter() - started
     vae.eval()
     scaling = measure_scaling_factor(vae, pixels[:SCALING_SAMPLE])
     vae.register_to_config(scaling_factor=scaling)
     out_dir = Path(out_dir)
-    vae.save_pretrained(out_dir)
-    record = {**history, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+    _save_half(vae, out_dir)
+    record = {"steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
               "lpips_weight": lpips_weight, "kl_weight": kl_weight, "scaling_factor": scaling,
               "parameters": parameter_count(vae), "train_seconds": train_seconds,
-              "seconds_per_step": train_seconds / max(steps, 1), "device": str(device)}
+              "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
+              "first_loss": history[0]["loss"] if history else None,
+              "final_loss": history[-1]["loss"] if history else None, "history": history}
     _write_json(out_dir / "training.json", record)
     return record
 
 
-def _warmup(steps: int):
-    warmup_steps = max(1, min(500, steps // 20))
-    return lambda step: min(1.0, (step + 1) / warmup_steps)
+def _caption_tokens(tokenizer, scenes, variants: int, rng: np.random.Generator) -> torch.Tensor:
+    """(N, variants, max_length) token ids of captions with random drops, padded as the pipeline pads."""
+    from ipbench.world.train_data import training_captions
+
+    texts = [text for _ in range(variants) for text in training_captions(scenes, rng)[0]]  # variant-major
+    unique, inverse = np.unique(texts, return_inverse=True)  # far fewer distinct captions than pairs
+    ids = tokenizer(unique.tolist(), padding="max_length", max_length=tokenizer.model_max_length,
+                    truncation=True, return_tensors="pt").input_ids
+    return ids[torch.from_numpy(inverse.reshape(variants, len(scenes)).T.copy())]
+
+
+@torch.no_grad()
+def _encode_latents(vae, pixels: torch.Tensor, batch_size: int = 1024):
+    """Posterior mean and std of every image, computed once: training then samples latents without the encoder."""
+    means, stds = [], []
+    for start in range(0, len(pixels), batch_size):
+        with _autocast(pixels.device):
+            posterior = vae.encode(_to_unit_range(pixels[start : start + batch_size])).latent_dist
+        means.append(posterior.mean.float())
+        stds.append(posterior.std.float())
+    return torch.cat(means), torch.cat(stds)
 
 
 def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch_size: int = 64, lr: float = 1e-4,
-               seed: int = 0, device=None, caption_dropout: float = 0.1, config: dict | None = None) -> dict:
+               seed: int = 0, device=None, caption_dropout: float = 0.1, config: dict | None = None,
+               min_snr_gamma: float | None = 5.0, ema_decay: float | None = 0.999, caption_variants: int = 8,
+               time_limit_s: float | None = None, log_every: int = 100) -> dict:
     """Train a text-conditioned UNet (epsilon prediction) on latents of a frozen VAE.
 
-    ``data`` holds ``images`` (uint8 (N, 64, 64, 3)) and ``scenes``; captions
-    come from :func:`training_captions`, replaced by "" with probability
-    ``caption_dropout`` for classifier-free guidance. ``text_encoder_dir`` is the
-    conditioning CLIPModel folder. Returns loss history and timings.
+    ``data`` holds ``images`` (uint8 (N, 64, 64, 3)) and ``scenes``. Captions
+    come from :func:`training_captions` (``caption_variants`` per image, drawn
+    once), replaced by "" with probability ``caption_dropout`` for
+    classifier-free guidance; ``text_encoder_dir`` is the conditioning CLIPModel
+    folder, frozen. Latent posteriors are encoded once and sampled per step.
+    Min-SNR-gamma loss weighting, AdamW with warmup and cosine decay, and an EMA
+    of the weights (saved instead of the raw weights when ``ema_decay`` is set).
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-
-    from ipbench.world.train_data import training_captions
+    from diffusers.training_utils import EMAModel
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    vae = AutoencoderKL.from_pretrained(vae_dir).to(device).eval().requires_grad_(False)
+    started = time.perf_counter()
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
     tokenizer, text_encoder, _, _ = load_clip_towers(text_encoder_dir)
     text_encoder = text_encoder.to(device).requires_grad_(False)
+    rng = np.random.default_rng(seed)
+    token_ids = _caption_tokens(tokenizer, data["scenes"], caption_variants, rng).to(device)
+    empty_ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
+                          return_tensors="pt").input_ids.to(device)
+    latent_mean, latent_std = _encode_latents(vae, torch.from_numpy(np.ascontiguousarray(data["images"])).to(device))
+    scaling = vae.config.scaling_factor
+    del vae
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**(config or unet_config(text_encoder.config.hidden_size))).to(device).train()
+    ema = EMAModel(unet.parameters(), decay=ema_decay) if ema_decay else None
     noise_scheduler = DDPMScheduler(**NOISE_SCHEDULE)
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
+    snr = alphas_cumprod / (1 - alphas_cumprod)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup(steps))
-    pixels = torch.from_numpy(np.ascontiguousarray(data["images"])).to(device)
-    scenes = data["scenes"]
-    rng = np.random.default_rng(seed)
+    schedule = _cosine_with_warmup(optimizer, steps)
     generator = torch.Generator(device).manual_seed(seed)
-    losses = []
-    start = time.perf_counter()
-    for _ in range(steps):
-        index = rng.integers(len(scenes), size=batch_size)
-        texts, _ = training_captions([scenes[i] for i in index], rng)
-        texts = ["" if drop else text for text, drop in zip(texts, rng.random(batch_size) < caption_dropout)]
-        with torch.no_grad(), _autocast(device):
-            latents = vae.encode(_to_unit_range(pixels[torch.from_numpy(index).to(device)])).latent_dist
-            latents = latents.sample(generator).float() * vae.config.scaling_factor
-            text_states = encode_text(tokenizer, text_encoder, texts, device)
-        noise = torch.randn(latents.shape, generator=generator, device=device)
-        timesteps = torch.randint(len(alphas_cumprod), (batch_size,), generator=generator, device=device)
+    prepare_seconds = time.perf_counter() - started
+    history = []
+    n_images = len(latent_mean)
+    step = 0
+    train_started = time.perf_counter()
+    for step in range(steps):
+        if _out_of_time(started, time_limit_s):
+            break
+        index = torch.randint(n_images, (batch_size,), device=device, generator=generator)
+        variant = torch.randint(caption_variants, (batch_size,), device=device, generator=generator)
+        ids = token_ids[index, variant]
+        dropped = torch.rand(batch_size, device=device, generator=generator) < caption_dropout
+        ids = torch.where(dropped[:, None], empty_ids, ids)
+        eps = torch.randn(latent_mean[index].shape, device=device, generator=generator)
+        latents = (latent_mean[index] + latent_std[index] * eps) * scaling
+        noise = torch.randn(latents.shape, device=device, generator=generator)
+        timesteps = torch.randint(len(alphas_cumprod), (batch_size,), device=device, generator=generator)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+        with torch.no_grad(), _autocast(device):
+            text_states = text_encoder(ids)[0]
         with _autocast(device):
             prediction = unet(noisy, timesteps, encoder_hidden_states=text_states).sample
-        loss = F.mse_loss(prediction.float(), noise)
+        per_sample = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))
+        if min_snr_gamma:
+            # Min-SNR-gamma (Hang et al. 2023) for epsilon prediction: min(SNR, gamma) / SNR.
+            per_sample = per_sample * (snr[timesteps].clamp(max=min_snr_gamma) / snr[timesteps])
+        loss = per_sample.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
-        lr_schedule.step()
-        losses.append(float(loss.detach()))
-    train_seconds = time.perf_counter() - start
+        schedule.step()
+        if ema:
+            ema.step(unet.parameters())
+        if step % log_every == 0 or step == steps - 1:
+            history.append({"step": step, "loss": loss.item(), "lr": schedule.get_last_lr()[0]})
+    else:
+        step = steps
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_seconds = time.perf_counter() - train_started
+    if ema:
+        ema.copy_to(unet.parameters())
     out_dir = Path(out_dir)
-    unet.save_pretrained(out_dir)
-    record = {"loss": losses, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "caption_dropout": caption_dropout, "parameters": parameter_count(unet),
-              "train_seconds": train_seconds, "seconds_per_step": train_seconds / max(steps, 1),
-              "device": str(device)}
+    _save_half(unet.eval(), out_dir)
+    record = {"steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
+              "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
+              "caption_variants": caption_variants, "n_images": n_images, "parameters": parameter_count(unet),
+              "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
+              "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
+              "first_loss": history[0]["loss"] if history else None,
+              "final_loss": history[-1]["loss"] if history else None, "history": history}
     _write_json(out_dir / "training.json", record)
     return record
+
+
+# ---------------------------------------------------------------- evaluation (the manifest's final numbers)
+
+
+def _test_scenes(n: int, seed: int):
+    from ipbench.world.render import sample_scene, scene_rng
+
+    return [sample_scene(scene_rng("test", seed, index), "test") for index in range(n)]
+
+
+def _attribute_summary(images: list[np.ndarray], scenes, shape_reader) -> dict:
+    from ipbench.world.render import ATTRIBUTES
+    from metrics.world import attribute_scores
+
+    truths = [{name: getattr(scene, name) for name in ATTRIBUTES if getattr(scene, name) is not None}
+              for scene in scenes]
+    scores = attribute_scores(images, truths, shape_reader)
+    return {column: float(scores[column].mean()) for column in scores.columns if column != "resized"}
+
+
+def _shape_reader(shape_cnn_dir, device):
+    from ipbench.world.shape_cnn import load_shape_cnn, predict
+
+    model = load_shape_cnn(shape_cnn_dir, device)
+    return lambda images: predict(model, np.stack(images))[:2]
+
+
+@torch.no_grad()
+def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int = 0) -> dict:
+    """Reconstruction of ``n`` fresh test renders (posterior mode): analyzer accuracy, LPIPS(alex), PSNR.
+
+    ``render_*`` is the analyzers' accuracy on the renders themselves (the
+    ceiling), ``recon_*`` on the reconstructions.
+    """
+    from diffusers import AutoencoderKL
+
+    from ipbench.world.render import render
+    from metrics.lpips_metric import lpips_distances
+
+    device = torch.device(device)
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
+    scenes = _test_scenes(n, seed)
+    renders = np.stack([render(scene) for scene in scenes])
+    recon = []
+    for start in range(0, n, 256):
+        batch = _to_unit_range(torch.from_numpy(renders[start : start + 256]).to(device))
+        out = vae.decode(vae.encode(batch).latent_dist.mode()).sample
+        recon.append(((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+    recon = np.concatenate(recon)
+    reader = _shape_reader(shape_cnn_dir, device)
+    squared_error = ((recon.astype(np.float64) - renders) ** 2).mean(axis=(1, 2, 3))
+    return {
+        **{f"render_{k}": v for k, v in _attribute_summary(list(renders), scenes, reader).items()},
+        **{f"recon_{k}": v for k, v in _attribute_summary(list(recon), scenes, reader).items()},
+        "lpips_alex": float(lpips_distances(list(recon), list(renders), device=device).mean()),
+        "psnr": float(np.mean(10 * np.log10(255.0**2 / np.maximum(squared_error, 1e-10)))),
+        "latent_shape": list(vae.encode(_to_unit_range(torch.from_numpy(renders[:1]).to(device)))
+                             .latent_dist.mean.shape[1:]),
+        "n_test": n,
+    }
+
+
+@torch.no_grad()
+def evaluate_pipeline(pipeline_dir, shape_cnn_dir, device="cpu", n: int = 256, seed: int = 0,
+                      guidance_scales=(1.0, 3.0, 5.0, 7.5), num_inference_steps: int = 20) -> dict:
+    """Generate from the full captions of ``n`` fresh test scenes; analyzer accuracy per guidance scale."""
+    from diffusers import StableDiffusionPipeline
+
+    from ipbench.world.render import caption
+
+    device = torch.device(device)
+    pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, torch_dtype=torch.float32).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    scenes = _test_scenes(n, seed)
+    prompts = [caption(scene) for scene in scenes]
+    reader = _shape_reader(shape_cnn_dir, device)
+    results = {"n_test": n, "num_inference_steps": num_inference_steps, "scheduler": "DDIM"}
+    for scale in guidance_scales:
+        generators = [torch.Generator(device).manual_seed(seed * 100_000 + k) for k in range(n)]
+        images = pipe(prompts, num_inference_steps=num_inference_steps, guidance_scale=scale,
+                      generator=generators, output_type="np").images
+        images = list(np.round(np.clip(images, 0, 1) * 255).astype(np.uint8))
+        results[f"cfg_{scale:g}"] = _attribute_summary(images, scenes, reader)
+    return results
 
 
 # ---------------------------------------------------------------- pipeline
@@ -249,10 +417,10 @@ def assemble_pipeline(out_dir, vae_dir, unet_dir, clip_dir, with_image_encoder: 
 
     tokenizer, text_encoder, image_encoder, image_processor = load_clip_towers(clip_dir)
     pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(vae_dir),
+        vae=AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(unet_dir),
+        unet=UNet2DConditionModel.from_pretrained(unet_dir, torch_dtype=torch.float32),
         scheduler=DDIMScheduler(**NOISE_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1),
         safety_checker=None,
         feature_extractor=image_processor if with_image_encoder else None,

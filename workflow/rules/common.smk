@@ -80,26 +80,47 @@ def lpips_weights():
 
 # ---- the mini world's models (rules in world.smk)
 
-WORLD_MODELS = ("shape_cnn", "judge_clip", "cond_clip")
-RETRAIN = str(config.get("retrain", False)).lower() == "true"
+WORLD_MODELS = ("shape_cnn", "judge_clip", "cond_clip", "vae", "unet")
+# Models a model's training reads (the VAE's and UNet's final numbers use the shape CNN).
+WORLD_MODEL_INPUTS = {"vae": ("shape_cnn",), "unet": ("vae", "cond_clip", "shape_cnn")}
 WORLD = config.get("world", {})
 CHECKPOINTS = WORLD.get("checkpoints", "data/checkpoints")
 
 
+def _retrained():
+    """`--config retrain=true` retrains every model; `retrain=vae,unet` only those."""
+    value = str(config.get("retrain", False))
+    if value.lower() in ("true", "false"):
+        return set(WORLD_MODELS) if value.lower() == "true" else set()
+    return set(value.split(","))
+
+
+RETRAINED = _retrained()
+
+
 def world_model(name):
     """The file a consumer of model ``name`` depends on; its folder holds the model."""
-    if RETRAIN:
+    if name in RETRAINED:
         return f"{RESULTS}/trained/{name}/manifest.json"
     return f"{RESULTS}/checkpoints/{name}/verified.json"
 
 
 def world_model_dir(name):
-    return f"{RESULTS}/trained/{name}" if RETRAIN else f"{CHECKPOINTS}/{name}"
+    return f"{RESULTS}/trained/{name}" if name in RETRAINED else f"{CHECKPOINTS}/{name}"
 
 
 def _training(name):
     train = WORLD.get("train", {})
     return {"seed": train.get("seed", 0), **train.get(name, {})}
+
+
+def _train_inputs(wc):
+    inputs = {"train_set": f"{RESULTS}/world/train_set.npz"}
+    for name in WORLD_MODEL_INPUTS.get(wc.model, ()):
+        inputs[name] = world_model(name)
+    if wc.model == "vae":
+        inputs["lpips_weights"] = "data/weights/lpips_alex.pt"  # the VAE's perceptual loss
+    return inputs
 
 
 def _validation_inputs(wc):

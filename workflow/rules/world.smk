@@ -1,6 +1,7 @@
 # The mini world's trained models. By default the shipped checkpoints under
 # world.checkpoints are verified against their manifests; `--config retrain=true`
-# retrains every model through the train rules below (on a GPU).
+# retrains every model through the train rules below (on a GPU), and
+# `--config retrain=vae,unet` retrains only the models named.
 
 rule verify_checkpoint:
     input:
@@ -30,11 +31,14 @@ rule world_train_set:
 
 rule train_world_model:
     input:
-        f"{RESULTS}/world/train_set.npz",
+        unpack(_train_inputs),
     output:
         f"{RESULTS}/trained/{{model}}/manifest.json",
     params:
         training=lambda wc: _training(wc.model),
+        architecture=lambda wc: WORLD.get("architecture", {}).get(wc.model, {}),
+        evaluation=WORLD.get("unet_evaluation", {}),
+        model_dirs={name: world_model_dir(name) for name in WORLD_MODELS},
         device=config.get("device", "auto"),
         config_sha256=config_hash(config),
     threads: workflow.cores

@@ -1,5 +1,6 @@
 """Train one mini-world model and write its manifest: hashes, rule, config, seed, commit, device, numbers."""
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,21 +20,40 @@ def main(snakemake):
     training = dict(snakemake.params.training)
     device = resolve_device(snakemake.params.device)
     torch.set_num_threads(snakemake.threads)
-    data = load_npz(snakemake.input[0], workers=snakemake.threads)
+    data = load_npz(snakemake.input.train_set, workers=snakemake.threads)
     started = time.time()
+    model_dirs = snakemake.params.model_dirs
     if name == "shape_cnn":
         from ipbench.world.shape_cnn import evaluate_shape_cnn, train_shape_cnn
 
         history = train_shape_cnn(out_dir, data, device=device, **training)
-        (out_dir / "loss_history.json").write_text(json.dumps(history["history"]))
         validation = evaluate_shape_cnn(out_dir, device=device)
+    elif name == "vae":
+        from ipbench.world.mini_sd import evaluate_vae, train_vae, vae_config
+
+        history = train_vae(out_dir, data, device=device, config=vae_config(**snakemake.params.architecture),
+                            **training)
+        validation = evaluate_vae(out_dir, model_dirs["shape_cnn"], device=device)
+    elif name == "unet":
+        from ipbench.world.mini_sd import assemble_pipeline, evaluate_pipeline, train_unet, unet_config
+
+        from transformers import CLIPConfig
+
+        width = CLIPConfig.from_pretrained(model_dirs["cond_clip"]).text_config.hidden_size
+        history = train_unet(out_dir, model_dirs["vae"], model_dirs["cond_clip"], data, device=device,
+                             config=unet_config(width, **snakemake.params.architecture), **training)
+        with tempfile.TemporaryDirectory() as scratch:
+            # The final numbers are measured through the same pipeline folder the suite generates with.
+            assemble_pipeline(scratch, model_dirs["vae"], out_dir, model_dirs["cond_clip"])
+            validation = evaluate_pipeline(scratch, model_dirs["shape_cnn"], device=device,
+                                           **snakemake.params.evaluation)
     else:
         from ipbench.world.clip_train import evaluate_clip, train_clip
 
         history = train_clip(out_dir, {"judge_clip": "judge", "cond_clip": "conditioning"}[name], data, device=device,
                              **training)
-        (out_dir / "loss_history.json").write_text(json.dumps(history["history"]))
         validation = evaluate_clip(out_dir, device=device)
+    (out_dir / "loss_history.json").write_text(json.dumps(history["history"]))
     seconds = time.time() - started
     log.info("%s trained in %.1f s: %s", name, seconds, json.dumps(validation))
     files = {p.name: sha256_file(p) for p in sorted(out_dir.iterdir()) if p.is_file() and p.name != "manifest.json"}
@@ -42,7 +62,10 @@ def main(snakemake):
         "files": files,
         "rule": "train_world_model",
         "training": training,
-        "train_set": {"file": snakemake.input[0], "sha256": sha256_file(snakemake.input[0])},
+        "architecture": dict(snakemake.params.architecture),
+        "inputs": {key: {"file": value, "sha256": sha256_file(value)}
+                   for key, value in snakemake.input.items() if key != "train_set"},
+        "train_set": {"file": snakemake.input.train_set, "sha256": sha256_file(snakemake.input.train_set)},
         "config_sha256": snakemake.params.config_sha256,
         "git": provenance.git_state(Path(snakemake.scriptdir).parents[1]),
         "device": provenance.device_info(),
