@@ -8,23 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from ipbench.world.mini_sd import (
-    assemble_pipeline,
-    load_clip_towers,
-    train_unet,
-    train_vae,
-    unet_config,
-    vae_config,
+from ipbench.world.mini_sd import load_clip_towers, train_unet, train_vae
+from tests.tiny_models import (
+    TINY_CLIP_WIDTH,
+    build_tiny_clip,
+    build_tiny_pipeline,
+    tiny_unet_config,
+    tiny_vae_config,
 )
-from tests.tiny_models import build_tiny_clip
 
-TINY_VAE = vae_config(block_out_channels=(8, 16, 16), norm_num_groups=8)
-TINY_CLIP_WIDTH = 32  # build_tiny_clip's hidden size
-
-
-def tiny_unet_config():
-    return unet_config(TINY_CLIP_WIDTH, block_out_channels=(16, 32, 32), attention_head_dim=4, norm_num_groups=8,
-                       layers_per_block=1)
+TINY_VAE = tiny_vae_config()
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +27,7 @@ def tiny_clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory, tiny_clip):
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-
-    root = tmp_path_factory.mktemp("mini_sd")
-    torch.manual_seed(0)
-    AutoencoderKL(**TINY_VAE).save_pretrained(root / "vae")
-    UNet2DConditionModel(**tiny_unet_config()).save_pretrained(root / "unet")
-    return assemble_pipeline(root / "pipe", root / "vae", root / "unet", tiny_clip)
+    return build_tiny_pipeline(tmp_path_factory.mktemp("mini_sd") / "pipe", tiny_clip)
 
 
 def test_clip_towers_match_clip_model(tiny_clip):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 TINY_IMAGE_SIZE = 32
+TINY_CLIP_WIDTH = 32  # build_tiny_clip's hidden size
 TINY_TEXT_LENGTH = 16  # CLIP text positions; short so truncation is easy to test
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -130,3 +131,32 @@ def build_tiny_open_clip(folder: str | os.PathLike, seed: int = 0) -> Path:
     torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP_CONFIG}, indent=1))
     return folder
+
+
+def tiny_vae_config() -> dict:
+    """The mini SD VAE (64x64x3 <-> 16x16x4) with 8/16/16 channels."""
+    from ipbench.world.mini_sd import vae_config
+
+    return vae_config(block_out_channels=(8, 16, 16), norm_num_groups=8)
+
+
+def tiny_unet_config() -> dict:
+    """The mini SD UNet with 16/32/32 channels, conditioned on ``build_tiny_clip``'s text tower."""
+    from ipbench.world.mini_sd import unet_config
+
+    return unet_config(TINY_CLIP_WIDTH, block_out_channels=(16, 32, 32), attention_head_dim=4,
+                       norm_num_groups=8, layers_per_block=1)
+
+
+def build_tiny_pipeline(folder: str | os.PathLike, clip_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """A StableDiffusionPipeline folder (64x64 images) with random VAE and UNet, assembled like mini SD's."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from ipbench.world.mini_sd import assemble_pipeline
+
+    folder = Path(folder)
+    parts = folder.with_name(folder.name + "-parts")
+    torch.manual_seed(seed)
+    AutoencoderKL(**tiny_vae_config()).save_pretrained(parts / "vae")
+    UNet2DConditionModel(**tiny_unet_config()).save_pretrained(parts / "unet")
+    return assemble_pipeline(folder, parts / "vae", parts / "unet", clip_dir)
