@@ -109,12 +109,14 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
 
     - ``variation``: a test render is the image prompt, its full caption the text;
     - ``subject``: a held-out blob's ``n_refs`` reference renders plus a prompt
-      asking for a background, position or size (DreamBench style).
+      asking for a background, position or size (DreamBench style);
+    - ``text2image``: only a fresh test scene's full caption; the scene is the
+      ground truth every attribute is checked against (GenEval style).
     The reference set is always fresh test renders, disjoint from the items.
     """
     from ipbench.world.render import Scene, caption, sample_scene, scene_rng, subject_set
 
-    _supports("mini_world", task, ("variation", "subject"))
+    _supports("mini_world", task, ("variation", "subject", "text2image"))
     with atomic_directory(out_dir) as tmp:
         (tmp / "conditions").mkdir()
         (tmp / "reference").mkdir()
@@ -125,6 +127,13 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
                 name = f"test-{index:05d}"
                 _write_render(tmp / "conditions" / f"{name}.png", scene)
                 items.append({"id": name, "condition": {"image": f"conditions/{name}.png", "prompt": caption(scene)},
+                              "truth": {"scene": scene.to_dict(), "attributes": _attributes(scene)}})
+        elif task == "text2image":
+            # Scene indices from 2_000_000 on: disjoint from the variation items (from 0) and the
+            # reference set (from 1_000_000).
+            for index in range(n_items):
+                scene = sample_scene(scene_rng("test", seed, 2_000_000 + index), "test")
+                items.append({"id": f"caption-{index:05d}", "condition": {"prompt": caption(scene)},
                               "truth": {"scene": scene.to_dict(), "attributes": _attributes(scene)}})
         else:
             for subject in subject_set(n_subjects, n_refs):

@@ -26,6 +26,9 @@ TASKS = {
                       ("fid", "kid", "lpips", "clip_i", "clip_t", "attributes", "subject_iou", "colour_error")),
     "subject": Task("K reference images of one subject plus a prompt -> images (DreamBench)", "images",
                     ("fid", "kid", "clip_i", "clip_t", "attributes", "subject_iou", "colour_error")),
+    # No image prompt: metrics that compare with one (lpips, clip_i, subject_iou, colour_error) do not apply.
+    "text2image": Task("a caption -> images (GenEval-style compositional check in the mini world)", None,
+                       ("fid", "kid", "clip_t", "attributes")),
 }
 
 

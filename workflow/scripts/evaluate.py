@@ -8,7 +8,7 @@ import torch
 from ipbench.evaluation import PER_ITEM_METRICS, SET_METRICS, groups_by_item, set_metric_fn
 from ipbench.io import atomic_write_json, atomic_write_text, read_jsonl
 from ipbench.jobs import resolve_device, start_job
-from ipbench.tasks import TASKS
+from ipbench.tasks import TASKS, check_task_metrics
 from metrics import stats
 from metrics.fid import load_features
 from metrics.images import load_rgb
@@ -25,6 +25,8 @@ image_dir = Path(snakemake.input.manifest).parent
 manifest = read_jsonl(snakemake.input.manifest)
 truth = {item["id"]: item.get("truth", {}) for item in read_jsonl(data_dir / "items.jsonl")}
 wanted = snakemake.params.metrics
+# A task without image prompts (text2image) must never reach the metrics that compare with one.
+check_task_metrics(wc.task, wanted)
 results = {}
 
 if any(m in wanted for m in SET_METRICS):
