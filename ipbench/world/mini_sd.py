@@ -8,6 +8,7 @@ tower as ``image_encoder``), so diffusers' IP-Adapter loading works on it.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -119,14 +120,32 @@ def _save_half(model, out_dir: Path) -> None:
     model.to(torch.float32)
 
 
-def _cosine_with_warmup(optimizer, steps: int):
-    from diffusers.optimization import get_cosine_schedule_with_warmup
+class _Schedule:
+    """Linear warmup, then cosine decay over training *progress*: the larger of steps done / ``steps``
+    and time used / ``time_limit_s``. A run that the time limit stops early still ends at a decayed
+    learning rate, so stopping (recorded as ``stopped_at_step``) costs steps, not a cut-short schedule.
+    """
 
-    return get_cosine_schedule_with_warmup(optimizer, max(1, min(500, steps // 20)), max(steps, 1))
+    def __init__(self, optimizer, lr: float, steps: int, time_limit_s: float | None):
+        self.optimizer, self.lr, self.steps, self.time_limit_s = optimizer, lr, max(steps, 1), time_limit_s
+        self.warmup = max(1, min(500, steps // 20))
+        self.started = time.perf_counter()
 
+    def progress(self, step: int) -> float:
+        done = step / self.steps
+        if self.time_limit_s:
+            done = max(done, (time.perf_counter() - self.started) / self.time_limit_s)
+        return done
 
-def _out_of_time(started: float, time_limit_s: float | None) -> bool:
-    return time_limit_s is not None and time.perf_counter() - started > time_limit_s
+    def set_lr(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / self.warmup)
+        lr = self.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, self.progress(step))))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def finished(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
 
 
 @torch.no_grad()
@@ -145,7 +164,7 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     LPIPS is the metric engine's real AlexNet LPIPS. AdamW with warmup and
     cosine decay, bf16 autocast on CUDA. The latent scaling factor is measured
     after training and stored in the saved config. ``time_limit_s`` stops early
-    (recorded as ``stopped_at_step``), so a lease limit never loses the run.
+    (recorded as ``stopped_at_step``; see :class:`_Schedule`), so a lease limit never loses the run.
     """
     from diffusers import AutoencoderKL
 
@@ -156,15 +175,16 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     vae = AutoencoderKL(**(config or vae_config())).to(device).train()
     lpips_model = load_lpips("alex", device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    schedule = _cosine_with_warmup(optimizer, steps)
     pixels = torch.from_numpy(np.ascontiguousarray(data["images"])).to(device)
     generator = torch.Generator(device).manual_seed(seed)
     history = []
     started = time.perf_counter()
+    schedule = _Schedule(optimizer, lr, steps, time_limit_s)
     step = 0
     for step in range(steps):
-        if _out_of_time(started, time_limit_s):
+        if schedule.finished(step):
             break
+        current_lr = schedule.set_lr(step)
         batch = _to_unit_range(pixels[torch.randint(len(pixels), (batch_size,), device=device, generator=generator)])
         with _autocast(device):
             posterior = vae.encode(batch).latent_dist
@@ -178,10 +198,9 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
-        schedule.step()
         if step % log_every == 0 or step == steps - 1:
             history.append({"step": step, "loss": loss.item(), "l1": l1.item(), "lpips": perceptual.item(),
-                            "kl": kl.item()})
+                            "kl": kl.item(), "lr": current_lr})
     else:
         step = steps
     if device.type == "cuda":
@@ -261,16 +280,18 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
     snr = alphas_cumprod / (1 - alphas_cumprod)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
-    schedule = _cosine_with_warmup(optimizer, steps)
     generator = torch.Generator(device).manual_seed(seed)
     prepare_seconds = time.perf_counter() - started
     history = []
     n_images = len(latent_mean)
     step = 0
     train_started = time.perf_counter()
+    # The time limit covers the whole call, preparation included.
+    schedule = _Schedule(optimizer, lr, steps, time_limit_s - prepare_seconds if time_limit_s else None)
     for step in range(steps):
-        if _out_of_time(started, time_limit_s):
+        if schedule.finished(step):
             break
+        current_lr = schedule.set_lr(step)
         index = torch.randint(n_images, (batch_size,), device=device, generator=generator)
         variant = torch.randint(caption_variants, (batch_size,), device=device, generator=generator)
         ids = token_ids[index, variant]
@@ -294,11 +315,10 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
-        schedule.step()
         if ema:
             ema.step(unet.parameters())
         if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": loss.item(), "lr": schedule.get_last_lr()[0]})
+            history.append({"step": step, "loss": loss.item(), "lr": current_lr})
     else:
         step = steps
     if device.type == "cuda":
