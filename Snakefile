@@ -39,5 +39,6 @@ rule all:
         f"{RESULTS}/provenance.json",
         [f"{RESULTS}/tables/world_validation.md"] if "world" in config else [],
         [f"{RESULTS}/figures/{task}_tradeoff.png" for task in TASKS if tradeoff_available(task)],
+        expand(f"{RESULTS}/figures/sweep_{{sweep}}.png", sweep=list(config.get("sweeps", {}))),
         f"{RESULTS}/README.md",
     default_target: True

@@ -66,3 +66,22 @@ def tradeoff_scatter(long: pd.DataFrame, path, x: str = "clip_t", y: str = "clip
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def sweep_plot(long: pd.DataFrame, param: str, metrics: list[str], path) -> None:
+    """One panel per metric against a swept parameter (e.g. FID and accuracy against CFG), 95% CI whiskers."""
+    metrics = [m for m in metrics if m in set(long.metric)]
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=(2.8 * len(metrics), 2.6))
+    for ax, metric in zip(axes.flat, metrics):
+        rows = long[long.metric == metric].sort_values("param_value")
+        scale = DISPLAY_SCALE.get(metric, 1.0)
+        values = rows.value.to_numpy() * scale
+        errors = np.abs(np.stack([values - rows.ci95_low.to_numpy() * scale,
+                                  rows.ci95_high.to_numpy() * scale - values]))
+        ax.errorbar(rows.param_value, values, yerr=errors, fmt="o-", capsize=3, color="#4c72b0")
+        arrow = "↑" if METRICS[metric].higher_is_better else "↓"
+        ax.set_title(f"{METRICS[metric].label} {arrow}", fontsize=9)
+        ax.set_xlabel(param, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

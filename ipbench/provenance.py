@@ -29,10 +29,13 @@ def git_state(repo: Path) -> dict:
         done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
+    # A copy of the tree on a remote GPU machine names its commit in the environment; its .git, if
+    # any, may be stale, so the variable wins when set.
+    if os.environ.get("IPBENCH_GIT_COMMIT"):
+        return {"commit": os.environ["IPBENCH_GIT_COMMIT"], "dirty": None, "source": "IPBENCH_GIT_COMMIT"}
     commit = git("rev-parse", "--verify", "HEAD")
     if not commit:
-        # A copy without .git (e.g. a remote GPU machine) names its commit in the environment.
-        return {"commit": os.environ.get("IPBENCH_GIT_COMMIT"), "dirty": None}
+        return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 

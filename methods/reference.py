@@ -19,7 +19,7 @@ from metrics.images import load_rgb
 @register_method
 class Reference(Method):
     name = "reference"
-    tasks = ("variation", "subject")
+    tasks = ("variation", "subject", "text2image")
 
     def generate(self, requests: list[Request], data_dir: Path) -> list[np.ndarray]:
         truth = {item["id"]: item.get("truth", {}) for item in read_jsonl(Path(data_dir) / "items.jsonl")}

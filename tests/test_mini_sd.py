@@ -4,6 +4,8 @@ Random tiny weights throughout: outputs mean nothing, only shapes, loading and d
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -129,19 +131,39 @@ def renders():
     return render_training_set(16, "train", seed=0)
 
 
+def _stored_dtypes(folder) -> set:
+    from safetensors import safe_open
+
+    (weights,) = folder.glob("*.safetensors")
+    with safe_open(str(weights), "pt") as handle:
+        return {handle.get_tensor(key).dtype for key in handle.keys()}
+
+
 def test_train_vae_smoke(renders, tmp_path):
     from diffusers import AutoencoderKL
 
-    record = train_vae(tmp_path / "vae", renders["images"], steps=2, batch_size=4, seed=0, device="cpu",
-                       config=TINY_VAE)
-    assert len(record["loss"]) == 2 and np.isfinite(record["loss"]).all()
-    vae = AutoencoderKL.from_pretrained(tmp_path / "vae")
+    record = train_vae(tmp_path / "vae", renders, steps=2, batch_size=4, seed=0, device="cpu",
+                       config=TINY_VAE, log_every=1)
+    assert record["stopped_at_step"] == 2
+    assert len(record["history"]) == 2 and np.isfinite([h["loss"] for h in record["history"]]).all()
+    assert _stored_dtypes(tmp_path / "vae") == {torch.float16}  # half the bytes in the repo
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae", torch_dtype=torch.float32)
     assert vae.config.scaling_factor == pytest.approx(record["scaling_factor"])
-    # Independent check of the stored factor: sampled latents of the same images, scaled, have unit std.
+    # Independent check of the stored factor: sampled latents of the same images, scaled, have unit std
+    # (loose: the stored weights are the float16 rounding of the ones it was measured with).
     with torch.no_grad():
         pixels = torch.from_numpy(renders["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1
         latents = vae.encode(pixels).latent_dist.sample(torch.Generator().manual_seed(5))
     assert float(latents.std()) * vae.config.scaling_factor == pytest.approx(1.0, abs=0.05)
+
+
+def test_time_limit_stops_early_and_still_saves(renders, tmp_path):
+    record = train_vae(tmp_path / "vae", renders, steps=10_000, batch_size=4, seed=0, device="cpu",
+                       config=TINY_VAE, time_limit_s=0.5, log_every=1)
+    assert 0 < record["stopped_at_step"] < 10_000
+    assert (tmp_path / "vae" / "config.json").exists()
+    # The schedule runs on elapsed time too: the last steps' learning rate has decayed well below the peak.
+    assert record["history"][-1]["lr"] < 0.5 * max(h["lr"] for h in record["history"])
 
 
 def test_train_unet_smoke(renders, tiny_clip, tmp_path):
@@ -150,8 +172,29 @@ def test_train_unet_smoke(renders, tiny_clip, tmp_path):
     torch.manual_seed(0)
     AutoencoderKL(**TINY_VAE, scaling_factor=0.5).save_pretrained(tmp_path / "vae")
     record = train_unet(tmp_path / "unet", tmp_path / "vae", tiny_clip, renders, steps=2, batch_size=4, seed=0,
-                        device="cpu", config=tiny_unet_config())
-    assert len(record["loss"]) == 2 and np.isfinite(record["loss"]).all()
-    unet = UNet2DConditionModel.from_pretrained(tmp_path / "unet")
+                        device="cpu", config=tiny_unet_config(), log_every=1)
+    assert record["stopped_at_step"] == 2
+    assert len(record["history"]) == 2 and np.isfinite([h["loss"] for h in record["history"]]).all()
+    unet = UNet2DConditionModel.from_pretrained(tmp_path / "unet", torch_dtype=torch.float32)
     assert unet.config.cross_attention_dim == TINY_CLIP_WIDTH
-    assert (tmp_path / "unet" / "training.json").exists()
+    assert json.loads((tmp_path / "unet" / "training.json").read_text())["n_images"] == len(renders["images"])
+
+
+def test_caption_tokens_match_the_pipeline_padding(tiny_clip):
+    from ipbench.world.mini_sd import _caption_tokens
+    from ipbench.world.train_data import render_training_set
+
+    tokenizer, _, _, _ = load_clip_towers(tiny_clip)
+    scenes = render_training_set(4, "train", seed=1)["scenes"]
+    ids = _caption_tokens(tokenizer, scenes, variants=3, rng=np.random.default_rng(0))
+    assert ids.shape == (4, 3, tokenizer.model_max_length)
+    # Re-draw the same captions and tokenize them one by one, as StableDiffusionPipeline does.
+    from ipbench.world.train_data import training_captions
+
+    rng = np.random.default_rng(0)
+    texts = [training_captions(scenes, rng)[0] for _ in range(3)]
+    for variant in range(3):
+        for k in range(4):
+            expected = tokenizer(texts[variant][k], padding="max_length", max_length=tokenizer.model_max_length,
+                                 truncation=True, return_tensors="pt").input_ids[0]
+            assert torch.equal(ids[k, variant], expected)

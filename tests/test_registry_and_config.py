@@ -57,6 +57,9 @@ def test_unknown_method_fails_before_any_job(tmp_path):
         (lambda c: c["data"].update(n_items=-3), "n_items"),
         (lambda c: c["tasks"]["variation"].update(metrics=["fid", "psnr"]), "psnr"),
         (lambda c: c["metrics"]["clip"].update(convention="x1000"), "x1000"),
+        (lambda c: c["sweeps"]["cfg"].update(method="sd_txt"), "sweeps.cfg.method"),
+        (lambda c: c["sweeps"]["cfg"].update(task="edit"), "sweeps.cfg.task"),
+        (lambda c: c.update(retrain="vae,no_such_model"), "retrain"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, edit, key):
@@ -75,6 +78,17 @@ def test_method_asked_for_an_unsupported_task_fails(tmp_path):
     result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config))
     assert result.returncode != 0
     assert "methods.augment.tasks" in result.stderr + result.stdout
+
+
+def test_retrain_list_retrains_only_the_models_named(tmp_path):
+    copy_code(tmp_path)
+    result = snakemake(tmp_path, "-n", "results/smoke/pipelines/mini_sd", "--config", "retrain=unet",
+                       configfile=tmp_path / "config" / "smoke.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = result.stdout
+    assert "results/smoke/trained/unet/manifest.json" in jobs
+    assert "results/smoke/checkpoints/vae/verified.json" in jobs  # the UNet trains on the shipped VAE
+    assert "trained/vae" not in jobs and "trained/cond_clip" not in jobs
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "photos.yaml", "smoke.yaml"])

@@ -30,7 +30,9 @@ def test_outputs_exist(run):
     results = run / RESULTS
     for name in ("tables/variation.csv", "tables/variation.md", "tables/variation.tex", "tables/subject.md",
                  "figures/variation_grid.png", "figures/variation_bars.png", "figures/subject_grid.png",
-                 "tables/world_validation.md", "figures/variation_tradeoff.png", "README.md", "provenance.json"):
+                 "tables/world_validation.md", "figures/variation_tradeoff.png", "README.md", "provenance.json",
+                 "tables/text2image.md", "figures/text2image_grid.png", "tables/sweep_cfg.csv",
+                 "figures/sweep_cfg.png"):
         assert (results / name).stat().st_size > 0, name
     assert (results / "features" / "variation" / "reference_set.inception.npz").exists()
     # one log per job
@@ -61,6 +63,23 @@ def test_oracle_rows_are_perfect_and_augment_is_not(run):
         assert "judge_clip" in table.loc[("reference", "clip_t"), "backbone"]
 
 
+def test_text2image_rows_and_cfg_sweep(run):
+    table = pd.read_csv(run / RESULTS / "tables" / "text2image.csv").set_index(["method", "metric"])
+    assert set(table.index.get_level_values("method")) == {"reference", "sd_text"}
+    assert table.loc[("reference", "all_correct"), "value"] == 1.0  # oracle renders of the captions
+    for metric in ("fid", "kid", "clip_t", "acc_colour", "all_correct"):
+        assert ("sd_text", metric) in table.index
+    sweep = pd.read_csv(run / RESULTS / "tables" / "sweep_cfg.csv")
+    assert sorted(sweep.param_value.unique()) == [1.0, 5.0]
+    # the configured value reuses the main image set; the other value is its own set from the same method
+    assert set(sweep.image_set) == {"sd_text", "sd_text_cfg1p0"}
+    kid = sweep[sweep.metric == "kid"].set_index("param_value").value
+    assert kid[5.0] == table.loc[("sd_text", "kid"), "value"]
+    prepared = json.loads((run / RESULTS / "models" / "sd_text_cfg1p0" / "prepared.json").read_text())
+    assert prepared["method_class"] == "sd_text" and prepared["params"]["guidance_scale"] == 1.0
+    assert prepared["params"]["pretrained"] == f"{RESULTS}/pipelines/mini_sd"
+
+
 def test_world_validation_table(run):
     table = pd.read_csv(run / RESULTS / "tables" / "world_validation.csv")
     analyzer = table[table.section == "analyzer"]
@@ -68,6 +87,8 @@ def test_world_validation_table(run):
     assert (analyzer.value > 0.9).all()
     assert {"judge_clip", "cond_clip"} <= set(table.model)
     assert "FID real vs real" in set(table.measure)
+    vae = table[(table.section == "mini SD") & table.measure.str.endswith("accuracy on reconstructions")]
+    assert len(vae) >= 5 and (vae.value > 0.8).all()
 
 
 def test_world_split_datasets_on_demand(run):

@@ -14,8 +14,50 @@ BENCH = f"{RESULTS}/benchmarks"
 REGISTERED = method_registry.available_methods()
 
 
+def _sweep_variants():
+    """Image sets a parameter sweep adds: name -> (configured method, params).
+
+    A sweep value equal to the method's own setting reuses its main image set.
+    """
+    variants = {}
+    for sweep, spec in config.get("sweeps", {}).items():
+        base = spec["method"]
+        if base not in config["methods"]:
+            raise ValueError(f"config key sweeps.{sweep}.method: {base!r} is not one of the configured methods")
+        if spec["task"] not in config["tasks"]:
+            raise ValueError(f"config key sweeps.{sweep}.task: {spec['task']!r} is not one of the configured tasks")
+        for value in spec["values"]:
+            params = {**(config["methods"][base] or {}).get("params", {}), spec["param"]: value}
+            if params != (config["methods"][base] or {}).get("params", {}):
+                variants[f"{base}_{sweep}{str(value).replace('.', 'p').replace('-', 'm')}"] = (base, params)
+    return variants
+
+
+SWEEP_VARIANTS = _sweep_variants()
+
+
 def _method_config(name):
+    if name in SWEEP_VARIANTS:
+        base, params = SWEEP_VARIANTS[name]
+        return {**(config["methods"][base] or {}), "params": params}
     return config["methods"][name] or {}
+
+
+def method_class(name):
+    """The registered method an image set comes from (a sweep variant runs its base method)."""
+    return SWEEP_VARIANTS[name][0] if name in SWEEP_VARIANTS else name
+
+
+def sweep_members(sweep):
+    """(value, image-set name) for each value of a sweep, in config order."""
+    spec = config["sweeps"][sweep]
+    own = (config["methods"][spec["method"]] or {}).get("params", {})
+    members = []
+    for value in spec["values"]:
+        name = next((v for v, (base, params) in SWEEP_VARIANTS.items()
+                     if base == spec["method"] and params == {**own, spec["param"]: value}), spec["method"])
+        members.append((value, name))
+    return members
 
 
 def _check_methods():
@@ -57,12 +99,24 @@ def shards_for(task):
     return config["tasks"][task].get("shards", 1)
 
 
+# A method parameter may name the mini world's Stable Diffusion pipeline, assembled by a rule.
+MINI_SD = "mini-sd"
+
+
 def method_params(method):
-    return _method_config(method).get("params", {})
+    """The method's params, with "mini-sd" replaced by the assembled pipeline folder."""
+    return {key: f"{RESULTS}/pipelines/mini_sd" if value == MINI_SD else value
+            for key, value in _method_config(method).get("params", {}).items()}
+
+
+def method_inputs(method):
+    """Files a method's preparation reads: the assembled mini SD pipeline when its params name it."""
+    uses_mini_sd = MINI_SD in _method_config(method).get("params", {}).values()
+    return [f"{RESULTS}/pipelines/mini_sd"] if uses_mini_sd else []
 
 
 def uses_gpu(method):
-    return int(REGISTERED[method].uses_gpu)
+    return int(REGISTERED[method_class(method)].uses_gpu)
 
 
 def metric_enabled(task, metric):
@@ -125,6 +179,7 @@ def _train_inputs(wc):
 
 def _validation_inputs(wc):
     inputs = {name: world_model(name) for name in WORLD_MODELS}
+    inputs["lpips_weights"] = "data/weights/lpips_alex.pt"  # VAE reconstruction LPIPS
     if "variation" in TASKS and "reference" in methods_for("variation"):
         inputs["real_a"] = f"{RESULTS}/features/variation/methods/reference.inception.npz"
         inputs["real_b"] = f"{RESULTS}/features/variation/reference_set.inception.npz"

@@ -2,9 +2,12 @@
 
 
 rule prepare_method:
+    input:
+        lambda wc: method_inputs(wc.method),
     output:
         f"{RESULTS}/models/{{method}}/prepared.json",
     params:
+        method_class=lambda wc: method_class(wc.method),
         params=lambda wc: method_params(wc.method),
     resources:
         gpu=lambda wc: uses_gpu(wc.method),
@@ -24,6 +27,7 @@ rule generate_shard:
         directory(f"{RESULTS}/images/{{task}}/{{method}}/shard-{{shard}}"),
     params:
         suite=SUITE,
+        method_class=lambda wc: method_class(wc.method),
         samples=lambda wc: samples_for(wc.task, wc.method),
         shards=lambda wc: shards_for(wc.task),
         params=lambda wc: method_params(wc.method),

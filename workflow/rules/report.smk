@@ -66,6 +66,7 @@ rule results_readme:
         suite=SUITE,
         tasks=TASKS,
         world="world" in config,
+        sweeps=config.get("sweeps", {}),
     log:
         f"{LOGS}/results_readme.log",
     script:
@@ -84,3 +85,20 @@ rule provenance:
         f"{LOGS}/provenance.log",
     script:
         "../scripts/provenance.py"
+
+
+rule sweep:
+    # A method run at several values of one parameter (config key sweeps), e.g. FID and accuracy against CFG.
+    input:
+        lambda wc: [f"{RESULTS}/metrics/{config['sweeps'][wc.sweep]['task']}/{name}.json"
+                    for _, name in sweep_members(wc.sweep)],
+    output:
+        csv=f"{RESULTS}/tables/sweep_{{sweep}}.csv",
+        png=report(f"{RESULTS}/figures/sweep_{{sweep}}.png", caption="../report/sweep.rst", category="Figures"),
+    params:
+        spec=lambda wc: config["sweeps"][wc.sweep],
+        members=lambda wc: sweep_members(wc.sweep),
+    log:
+        f"{LOGS}/sweep/{{sweep}}.log",
+    script:
+        "../scripts/sweep.py"

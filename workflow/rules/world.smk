@@ -54,6 +54,24 @@ rule train_world_model:
         "../scripts/train_world_model.py"
 
 
+rule assemble_mini_sd:
+    # The mini Stable Diffusion as a standard StableDiffusionPipeline folder (what `pretrained: mini-sd` names).
+    input:
+        vae=world_model("vae"),
+        unet=world_model("unet"),
+        cond_clip=world_model("cond_clip"),
+    output:
+        directory(f"{RESULTS}/pipelines/mini_sd"),
+    params:
+        model_dirs={name: world_model_dir(name) for name in ("vae", "unet", "cond_clip")},
+    log:
+        f"{LOGS}/assemble_mini_sd.log",
+    benchmark:
+        f"{BENCH}/assemble_mini_sd.tsv"
+    script:
+        "../scripts/assemble_mini_sd.py"
+
+
 rule world_validation:
     input:
         unpack(_validation_inputs),

@@ -14,8 +14,9 @@ data_dir = Path(snakemake.input.data)
 items = {row["id"]: row for row in read_jsonl(data_dir / "items.jsonl")}
 shown_items = sorted(items)[:6]
 task = TASKS[snakemake.wildcards.task]
+# Image-prompted tasks show the (first) image prompt first; text-only tasks start with the methods.
 columns = [("condition", [load_rgb(data_dir / task.prompt_images(items[i]["condition"])[0]).array
-                          for i in shown_items])]
+                          for i in shown_items])] if task.image_key else []
 for method, manifest_path in zip(methods, snakemake.input.manifests):
     first_samples = {row["item_id"]: row for row in read_jsonl(manifest_path) if row["sample_index"] == 0}
     columns.append((method, [load_rgb(Path(manifest_path).parent / first_samples[i]["path"]).array

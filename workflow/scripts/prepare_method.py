@@ -8,7 +8,8 @@ from methods import get_method
 log = start_job(snakemake)
 method = snakemake.wildcards.method
 out_dir = Path(snakemake.output[0]).parent
-facts = get_method(method).prepare(out_dir, snakemake.params.params)
+facts = get_method(snakemake.params.method_class).prepare(out_dir, snakemake.params.params)
 log.info("prepared %s: %s", method, facts)
-atomic_write_json(snakemake.output[0], {"method": method, "params": snakemake.params.params,
+atomic_write_json(snakemake.output[0], {"method": method, "method_class": snakemake.params.method_class,
+                                        "params": snakemake.params.params,
                                         "host": platform.node(), **facts})

@@ -14,13 +14,18 @@ for task in snakemake.params.tasks:
                  "metrics as columns, value ± half-width of the bootstrap 95% CI over items, † where a paired test "
                  "against the baseline gives p < 0.05; the CSV has full precision, n and each metric's backbone.")
 if snakemake.params.world:
-    lines.append("- `tables/world_validation.{csv,md}`: how well the mini world's analyzers and mini-CLIPs work on "
-                 "fresh renders (targets in the table), and the real-vs-real FID/KID noise floor.")
+    lines.append("- `tables/world_validation.{csv,md}`: how well the mini world's analyzers, mini-CLIPs and the mini "
+                 "SD's VAE work on fresh renders (targets in the table), and the real-vs-real FID/KID noise floor.")
+for sweep, spec in snakemake.params.sweeps.items():
+    lines.append(f"- `tables/sweep_{sweep}.csv` and `figures/sweep_{sweep}.png`: `{spec['method']}` on task "
+                 f"`{spec['task']}` at {spec['param']} = {', '.join(str(v) for v in spec['values'])}; every metric "
+                 "of the task per value, with bootstrap 95% CIs (long form).")
 lines += ["", "## Metrics", ""]
 lines += [f"- **{info.label}** ({'higher' if info.higher_is_better else 'lower'} is better): {info.description}."
           for info in METRICS.values()]
 lines += ["", "## Figures", "",
-          "- `figures/<task>_grid.png`: condition image, then the first sample of each method.",
+          "- `figures/<task>_grid.png`: condition image (tasks with an image prompt), then the first sample of "
+          "each method.",
           "- `figures/<task>_bars.png`: every metric with its 95% CI.",
           "- `figures/<task>_tradeoff.png` (tasks with CLIP-I and CLIP-T): CLIP-T against CLIP-I per method.",
           "", "`provenance.json` records packages, git commit, weight hashes, config hash and device.", ""]

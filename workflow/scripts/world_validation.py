@@ -6,6 +6,7 @@ from ipbench.io import atomic_write_text
 from ipbench.jobs import resolve_device, start_job
 from ipbench.world.analyze import CORRUPTIONS, validate
 from ipbench.world.clip_train import evaluate_clip
+from ipbench.world.mini_sd import evaluate_vae
 from ipbench.world.shape_cnn import evaluate_shape_cnn
 from metrics.fid import fid_from_features, kid_from_features, load_features
 
@@ -40,6 +41,15 @@ for name in ("judge_clip", "cond_clip"):
         elif key.startswith("clip_i_auc"):
             add("clip", name, key.replace("clip_i_auc", "CLIP-I same-subject ROC AUC").replace("_", " "),
                 "held-out subjects", value, 0.95 if key == "clip_i_auc" else None, f"{quality['n_subjects']} subjects")
+vae = evaluate_vae(dirs["vae"], dirs["shape_cnn"], device=device, n=n, seed=seed)
+for key, value in vae.items():
+    if key.startswith("recon_acc_"):
+        add("mini SD", "VAE", f"{key.removeprefix('recon_acc_')} accuracy on reconstructions", "test renders",
+            value, 0.98)
+add("mini SD", "VAE", "all attributes correct on reconstructions", "test renders", vae["recon_all_correct"],
+    None)
+add("mini SD", "VAE", "LPIPS(alex) reconstruction vs render (lower is better)", "test renders", vae["lpips_alex"])
+add("mini SD", "VAE", "PSNR dB", "test renders", vae["psnr"])
 if "real_a" in snakemake.input.keys():
     a, b = load_features(snakemake.input.real_a), load_features(snakemake.input.real_b)
     count = f"{len(a['ids'])} vs {len(b['ids'])}"
@@ -57,5 +67,7 @@ shown = table.assign(value=table.value.map(lambda v: f"{v:.4f}"), target=table.t
     lambda t: "" if pd.isna(t) else f"≥ {t:g}"))
 atomic_write_text(snakemake.output.md, "# Mini-world validation\n\n" + shown.to_markdown(index=False) + "\n\n"
                   f"Analyzer and CLIP rows: {n} fresh test-split renders (seed {seed}); blur = Gaussian σ 0.7 px, "
-                  "noise = Gaussian σ 8/255. The real-vs-real row is the FID/KID floor at this sample size.\n")
+                  "noise = Gaussian σ 8/255. VAE rows: the same renders encoded (posterior mode) and decoded, read back "
+                  "by the analyzers. The real-vs-real row is the FID/KID floor at this sample size. The text-to-image "
+                  "numbers of the mini SD are in text2image.md.\n")
 log.info("\n%s", table.to_string())

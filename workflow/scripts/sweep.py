@@ -1,0 +1,22 @@
+"""One parameter sweep (e.g. guidance scale): a long-form table and a metric-vs-value figure."""
+import json
+
+import pandas as pd
+
+from ipbench import figures
+from ipbench.io import atomic_write_text
+from ipbench.jobs import start_job
+
+log = start_job(snakemake)
+spec = snakemake.params.spec
+rows = []
+for (value, image_set), path in zip(snakemake.params.members, snakemake.input):
+    for metric, result in json.loads(open(path).read())["metrics"].items():
+        rows.append({"sweep": snakemake.wildcards.sweep, "method": spec["method"], "task": spec["task"],
+                     "param": spec["param"], "param_value": value, "image_set": image_set, "metric": metric,
+                     "value": result["value"], "ci95_low": result["ci95"][0], "ci95_high": result["ci95"][1],
+                     "n": result["n"], "backbone": result.get("backbone", "")})
+long = pd.DataFrame(rows)
+atomic_write_text(snakemake.output.csv, long.to_csv(index=False))
+figures.sweep_plot(long, spec["param"], spec["metrics"], snakemake.output.png)
+log.info("sweep %s: %d values, %d rows", snakemake.wildcards.sweep, len(snakemake.params.members), len(long))
