@@ -111,8 +111,18 @@ def test_corrupted_checkpoint_stops_the_run_naming_the_file(tmp_path):
                        configfile=tmp_path / "config" / "smoke.yaml")
     assert result.returncode != 0
     log = (tmp_path / RESULTS / "logs" / "verify_checkpoint" / "shape_cnn.log").read_text()
-    assert "data/checkpoints/shape_cnn/model.safetensors" in log and "retrain=true" in log
+    assert "data/checkpoints/shape_cnn/model.safetensors" in log and "retrain=shape_cnn" in log
     assert not (tmp_path / RESULTS / "checkpoints" / "shape_cnn" / "verified.json").exists()
+
+
+def test_missing_unet_weights_stop_the_run_naming_the_file(tmp_path):
+    copy_code(tmp_path)
+    (tmp_path / "data" / "checkpoints" / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    result = snakemake(tmp_path, "results/smoke/pipelines/mini_sd", configfile=tmp_path / "config" / "smoke.yaml")
+    assert result.returncode != 0
+    log = (tmp_path / RESULTS / "logs" / "verify_checkpoint" / "unet.log").read_text()
+    assert "data/checkpoints/unet/diffusion_pytorch_model.safetensors: missing" in log and "retrain=unet" in log
+    assert not (tmp_path / RESULTS / "pipelines" / "mini_sd").exists()
 
 
 def test_table_fid_equals_the_command_line(run):
@@ -136,7 +146,10 @@ def test_provenance(run):
     assert record["weights"]["inception"]["sha1"] == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
     assert re.fullmatch(r"[0-9a-f]{64}", record["config_sha256"])
     assert record["packages"]["torch"] and record["device"]["platform"]
-    assert set(record["methods"]) == {"reference", "augment"}
+    assert set(record["methods"]) == {"reference", "augment", "sd_text"}
+    sd_text = json.loads((run / RESULTS / "models" / "sd_text" / "prepared.json").read_text())
+    unet_weights = [name for name in sd_text["weights_sha256"] if name.startswith("unet/")]
+    assert unet_weights and all(re.fullmatch(r"[0-9a-f]{64}", sd_text["weights_sha256"][name]) for name in unet_weights)
 
 
 def test_rerun_has_nothing_to_do(run):

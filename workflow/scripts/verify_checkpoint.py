@@ -10,8 +10,10 @@ log = start_job(snakemake)
 manifest_path = Path(snakemake.input[0])
 folder = manifest_path.parent
 manifest = json.loads(manifest_path.read_text())
-how_to_fix = ("restore it with `git checkout -- {path}`, or retrain every mini-world model with "
-              "`snakemake --cores all --config retrain=true` (needs a GPU)")
+model = snakemake.wildcards.model
+how_to_fix = ("restore it with `git checkout -- {path}`, or retrain it with "
+              f"`snakemake --cores all --config retrain={model} device=cuda` (needs a GPU; models trained on it "
+              "may need retraining too, e.g. retrain=vae,unet)")
 for name, expected in sorted(manifest["files"].items()):
     path = folder / name
     if not path.is_file():
