@@ -11,12 +11,22 @@ import pandas as pd  # noqa: E402
 from ipbench.evaluation import DISPLAY_SCALE, METRICS  # noqa: E402
 
 
-def image_grid(columns: list[tuple[str, list[np.ndarray]]], path, cell_inches: float = 1.3) -> None:
-    """One column per source (condition first, then methods), one row per item."""
+def image_grid(columns: list[tuple[str, list[np.ndarray]]], path, cell_inches: float = 1.3,
+               row_labels: list[str] | None = None) -> None:
+    """One column per source (condition first, then methods), one row per item.
+
+    ``row_labels`` (e.g. the captions of a text-only task) fill a first text column.
+    """
+    import textwrap
+
     n_rows = max(len(images) for _, images in columns)
-    fig, axes = plt.subplots(n_rows, len(columns), squeeze=False,
-                             figsize=(cell_inches * len(columns), cell_inches * n_rows))
-    for col, (label, images) in enumerate(columns):
+    offset = 1 if row_labels else 0
+    fig, axes = plt.subplots(n_rows, len(columns) + offset, squeeze=False,
+                             figsize=(cell_inches * (len(columns) + offset), cell_inches * n_rows))
+    for row, label in enumerate(row_labels or []):
+        axes[row, 0].axis("off")
+        axes[row, 0].text(0, 0.5, textwrap.fill(label, 24), fontsize=6, va="center", transform=axes[row, 0].transAxes)
+    for col, (label, images) in enumerate(columns, start=offset):
         axes[0, col].set_title(label, fontsize=8)
         for row in range(n_rows):
             axes[row, col].axis("off")

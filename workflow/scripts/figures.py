@@ -21,6 +21,8 @@ for method, manifest_path in zip(methods, snakemake.input.manifests):
     first_samples = {row["item_id"]: row for row in read_jsonl(manifest_path) if row["sample_index"] == 0}
     columns.append((method, [load_rgb(Path(manifest_path).parent / first_samples[i]["path"]).array
                              for i in shown_items]))
-figures.image_grid(columns, snakemake.output.grid)
+# Text-only tasks label each row with its caption (image-prompted tasks show the prompt image instead).
+captions = None if task.image_key else [items[i]["condition"]["prompt"] for i in shown_items]
+figures.image_grid(columns, snakemake.output.grid, row_labels=captions)
 figures.metric_bars(pd.read_csv(snakemake.input.table), methods, snakemake.output.bars)
 log.info("figures for %d methods, %d items", len(methods), len(shown_items))
