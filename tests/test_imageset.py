@@ -94,3 +94,4 @@ def test_photo_dataset_is_deterministic_and_records_conversion(tmp_path):
         datasets.build("coco", "variation", tmp_path / "c")
     with pytest.raises(ValueError, match="data.n_subjects"):
         datasets.build("skimage_photos", "variation", tmp_path / "d", n_items=2, n_reference=2, n_subjects=3)
+
