@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ipbench.world import train_data
 from ipbench.world.render import (
     ATTRIBUTES, BACKGROUNDS, BLOB, COLOURS, IMAGE_SIZE, POSITIONS, SHAPES, SIZES, TEXTURES, Scene, caption,
-    render, sample_scene, scene_rng, subject_set,
+    held_out_scenes, render, subject_set,
 )
 from ipbench.world.tokenizer import MAX_LENGTH, build_tokenizer
 
@@ -304,7 +304,7 @@ def evaluate_clip(model_dir, device: str = "cpu", n: int = 1000, n_subjects: int
     from metrics.backbones import load_backbone
 
     backbone = load_backbone(f"hf-clip:{model_dir}", device=device)
-    scenes = [sample_scene(scene_rng("test", seed, index), "test") for index in range(n)]
+    scenes = held_out_scenes(n, seed)
     image_embeddings = backbone.encode_images([render(scene) for scene in scenes])
     named = [k for k, scene in enumerate(scenes) if scene.shape != BLOB]
     results = {}

@@ -342,12 +342,6 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
 # ---------------------------------------------------------------- evaluation (the manifest's final numbers)
 
 
-def _test_scenes(n: int, seed: int):
-    from ipbench.world.render import sample_scene, scene_rng
-
-    return [sample_scene(scene_rng("test", seed, index), "test") for index in range(n)]
-
-
 def _attribute_summary(images: list[np.ndarray], scenes, shape_reader) -> dict:
     from ipbench.world.render import ATTRIBUTES
     from metrics.world import attribute_scores
@@ -374,12 +368,12 @@ def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int =
     """
     from diffusers import AutoencoderKL
 
-    from ipbench.world.render import render
+    from ipbench.world.render import held_out_scenes, render
     from metrics.lpips_metric import lpips_distances
 
     device = torch.device(device)
     vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
-    scenes = _test_scenes(n, seed)
+    scenes = held_out_scenes(n, seed)
     renders = np.stack([render(scene) for scene in scenes])
     recon = []
     for start in range(0, n, 256):
@@ -406,12 +400,12 @@ def evaluate_pipeline(pipeline_dir, shape_cnn_dir, device="cpu", n: int = 256, s
     """Generate from the full captions of ``n`` fresh test scenes; analyzer accuracy per guidance scale."""
     from diffusers import StableDiffusionPipeline
 
-    from ipbench.world.render import caption
+    from ipbench.world.render import caption, held_out_scenes
 
     device = torch.device(device)
     pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, torch_dtype=torch.float32).to(device)
     pipe.set_progress_bar_config(disable=True)
-    scenes = _test_scenes(n, seed)
+    scenes = held_out_scenes(n, seed)
     prompts = [caption(scene) for scene in scenes]
     reader = _shape_reader(shape_cnn_dir, device)
     results = {"n_test": n, "num_inference_steps": num_inference_steps, "scheduler": "DDIM"}

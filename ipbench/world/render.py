@@ -460,6 +460,11 @@ def sample_scene(rng: np.random.Generator, split: str) -> Scene:
     )
 
 
+def held_out_scenes(n: int, seed: int = 0) -> list[Scene]:
+    """The first ``n`` test-split scenes: what every model's validation numbers are measured on."""
+    return [sample_scene(scene_rng("test", seed, index), "test") for index in range(n)]
+
+
 # ---------------------------------------------------------------- held-out subjects
 
 

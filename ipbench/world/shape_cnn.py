@@ -18,7 +18,7 @@ from torch import nn
 
 from ipbench.world import train_data
 from ipbench.world.analyze import CORRUPTIONS, corrupt
-from ipbench.world.render import ALL_SHAPES, BLOB, TEXTURES, render, sample_scene, scene_rng
+from ipbench.world.render import ALL_SHAPES, BLOB, TEXTURES, held_out_scenes, render
 
 CHANNELS = (32, 64, 96, 160)
 IGNORE = -100  # texture target of blobs, which have no named texture
@@ -178,7 +178,7 @@ def evaluate_shape_cnn(folder, n: int = 2000, seed: int = 0, device: str = "cpu"
     Keys ``<shape|texture>_<none|blur|noise>``; texture over non-blobs only.
     """
     model = load_shape_cnn(folder, device)
-    scenes = [sample_scene(scene_rng("test", seed, index), "test") for index in range(n)]
+    scenes = held_out_scenes(n, seed)
     clean = [render(scene) for scene in scenes]
     true_shapes, true_textures = [s.shape for s in scenes], [s.texture for s in scenes]
     has_texture = np.array([texture is not None for texture in true_textures])

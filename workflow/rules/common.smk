@@ -14,26 +14,34 @@ BENCH = f"{RESULTS}/benchmarks"
 REGISTERED = method_registry.available_methods()
 
 
-def _sweep_variants():
-    """Image sets a parameter sweep adds: name -> (configured method, params).
+def _own_params(method):
+    return (config["methods"][method] or {}).get("params", {})
 
-    A sweep value equal to the method's own setting reuses its main image set.
+
+def sweep_members(sweep):
+    """(value, image-set name, params) for each value of a sweep, in config order.
+
+    A value equal to the method's own setting reuses its main image set; any
+    other is an extra set named <method>_<sweep><value> (dots become p).
     """
-    variants = {}
-    for sweep, spec in config.get("sweeps", {}).items():
-        base = spec["method"]
-        if base not in config["methods"]:
-            raise ValueError(f"config key sweeps.{sweep}.method: {base!r} is not one of the configured methods")
-        if spec["task"] not in config["tasks"]:
-            raise ValueError(f"config key sweeps.{sweep}.task: {spec['task']!r} is not one of the configured tasks")
-        for value in spec["values"]:
-            params = {**(config["methods"][base] or {}).get("params", {}), spec["param"]: value}
-            if params != (config["methods"][base] or {}).get("params", {}):
-                variants[f"{base}_{sweep}{str(value).replace('.', 'p').replace('-', 'm')}"] = (base, params)
-    return variants
+    spec = config["sweeps"][sweep]
+    base = spec["method"]
+    if base not in config["methods"]:
+        raise ValueError(f"config key sweeps.{sweep}.method: {base!r} is not one of the configured methods")
+    if spec["task"] not in config["tasks"]:
+        raise ValueError(f"config key sweeps.{sweep}.task: {spec['task']!r} is not one of the configured tasks")
+    members = []
+    for value in spec["values"]:
+        params = {**_own_params(base), spec["param"]: value}
+        name = base if params == _own_params(base) else f"{base}_{sweep}{str(value).replace('.', 'p').replace('-', 'm')}"
+        members.append((value, name, params))
+    return members
 
 
-SWEEP_VARIANTS = _sweep_variants()
+# Extra image sets of sweeps: name -> (configured method, params).
+SWEEP_VARIANTS = {name: (config["sweeps"][sweep]["method"], params)
+                  for sweep in config.get("sweeps", {})
+                  for _, name, params in sweep_members(sweep) if name != config["sweeps"][sweep]["method"]}
 
 
 def _method_config(name):
@@ -46,18 +54,6 @@ def _method_config(name):
 def method_class(name):
     """The registered method an image set comes from (a sweep variant runs its base method)."""
     return SWEEP_VARIANTS[name][0] if name in SWEEP_VARIANTS else name
-
-
-def sweep_members(sweep):
-    """(value, image-set name) for each value of a sweep, in config order."""
-    spec = config["sweeps"][sweep]
-    own = (config["methods"][spec["method"]] or {}).get("params", {})
-    members = []
-    for value in spec["values"]:
-        name = next((v for v, (base, params) in SWEEP_VARIANTS.items()
-                     if base == spec["method"] and params == {**own, spec["param"]: value}), spec["method"])
-        members.append((value, name))
-    return members
 
 
 def _check_methods():

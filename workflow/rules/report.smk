@@ -91,13 +91,13 @@ rule sweep:
     # A method run at several values of one parameter (config key sweeps), e.g. FID and accuracy against CFG.
     input:
         lambda wc: [f"{RESULTS}/metrics/{config['sweeps'][wc.sweep]['task']}/{name}.json"
-                    for _, name in sweep_members(wc.sweep)],
+                    for _, name, _ in sweep_members(wc.sweep)],
     output:
         csv=f"{RESULTS}/tables/sweep_{{sweep}}.csv",
         png=report(f"{RESULTS}/figures/sweep_{{sweep}}.png", caption="../report/sweep.rst", category="Figures"),
     params:
         spec=lambda wc: config["sweeps"][wc.sweep],
-        members=lambda wc: sweep_members(wc.sweep),
+        members=lambda wc: [(value, name) for value, name, _ in sweep_members(wc.sweep)],
     log:
         f"{LOGS}/sweep/{{sweep}}.log",
     script:
