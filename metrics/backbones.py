@@ -94,7 +94,7 @@ def _load_hf_clip(spec: str, source: str, device: torch.device) -> Backbone:
 
     def load(where):
         return (
-            CLIPModel.from_pretrained(where).eval().to(device),
+            CLIPModel.from_pretrained(where, dtype=torch.float32).eval().to(device),
             AutoImageProcessor.from_pretrained(where, backend="pil"),
             AutoTokenizer.from_pretrained(where),
         )
@@ -117,7 +117,7 @@ def _load_hf_dino(spec: str, source: str, device: torch.device) -> Backbone:
     from transformers import AutoImageProcessor, AutoModel
 
     def load(where):
-        return AutoModel.from_pretrained(where).eval().to(device), AutoImageProcessor.from_pretrained(
+        return AutoModel.from_pretrained(where, dtype=torch.float32).eval().to(device), AutoImageProcessor.from_pretrained(
             where, backend="pil"
         )
 

@@ -8,13 +8,14 @@ tower as ``image_encoder``), so diffusers' IP-Adapter loading works on it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, save_half, to_unit_range
 
 # SD 1.x noise schedule, shared by training (DDPM) and sampling (DDIM).
 NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
@@ -55,10 +56,6 @@ def unet_config(cross_attention_dim: int, block_out_channels=(64, 128, 128), att
     }
 
 
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ---------------------------------------------------------------- conditioning CLIP
 
 
@@ -78,7 +75,7 @@ def load_clip_towers(clip_dir):
         CLIPVisionModelWithProjection,
     )
 
-    clip = CLIPModel.from_pretrained(clip_dir).eval()
+    clip = CLIPModel.from_pretrained(clip_dir, dtype=torch.float32).eval()
     text_encoder = CLIPTextModel(clip.config.text_config)
     text_encoder.load_state_dict(clip.text_model.state_dict(), strict=True)
     vision_config = clip.config.vision_config
@@ -101,57 +98,10 @@ def encode_text(tokenizer, text_encoder, texts: list[str], device) -> torch.Tens
 # ---------------------------------------------------------------- training
 
 
-def _to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [-1, 1]."""
-    return images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _write_json(path: Path, record: dict) -> None:
-    path.write_text(json.dumps(record, indent=1))
-
-
-def _save_half(model, out_dir: Path) -> None:
-    """Save weights as float16 safetensors (half the bytes in the repo); loaders ask for float32."""
-    model.to(torch.float16).save_pretrained(out_dir, safe_serialization=True)
-    model.to(torch.float32)
-
-
-class _Schedule:
-    """Linear warmup, then cosine decay over training *progress*: the larger of steps done / ``steps``
-    and time used / ``time_limit_s``. A run that the time limit stops early still ends at a decayed
-    learning rate, so stopping (recorded as ``stopped_at_step``) costs steps, not a cut-short schedule.
-    """
-
-    def __init__(self, optimizer, lr: float, steps: int, time_limit_s: float | None):
-        self.optimizer, self.lr, self.steps, self.time_limit_s = optimizer, lr, max(steps, 1), time_limit_s
-        self.warmup = max(1, min(500, steps // 20))
-        self.started = time.perf_counter()
-
-    def progress(self, step: int) -> float:
-        done = step / self.steps
-        if self.time_limit_s:
-            done = max(done, (time.perf_counter() - self.started) / self.time_limit_s)
-        return done
-
-    def set_lr(self, step: int) -> float:
-        warm = min(1.0, (step + 1) / self.warmup)
-        lr = self.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, self.progress(step))))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        return lr
-
-    def finished(self, step: int) -> bool:
-        return self.progress(step) >= 1.0
-
-
 @torch.no_grad()
 def measure_scaling_factor(vae, images: torch.Tensor, batch_size: int = 256) -> float:
     """1 / std of sampled latents over ``images`` (uint8 NHWC on the VAE's device), as SD's 0.18215 was chosen."""
-    latents = [vae.encode(_to_unit_range(images[i : i + batch_size])).latent_dist.sample()
+    latents = [vae.encode(to_unit_range(images[i : i + batch_size])).latent_dist.sample()
                for i in range(0, len(images), batch_size)]
     return float(1.0 / torch.cat(latents).float().std())
 
@@ -164,7 +114,7 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     LPIPS is the metric engine's real AlexNet LPIPS. AdamW with warmup and
     cosine decay, bf16 autocast on CUDA. The latent scaling factor is measured
     after training and stored in the saved config. ``time_limit_s`` stops early
-    (recorded as ``stopped_at_step``; see :class:`_Schedule`), so a lease limit never loses the run.
+    (recorded as ``stopped_at_step``; see :class:`ProgressSchedule`), so a lease limit never loses the run.
     """
     from diffusers import AutoencoderKL
 
@@ -179,14 +129,14 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     generator = torch.Generator(device).manual_seed(seed)
     history = []
     started = time.perf_counter()
-    schedule = _Schedule(optimizer, lr, steps, time_limit_s)
+    schedule = ProgressSchedule(optimizer, lr, steps, time_limit_s)
     step = 0
     for step in range(steps):
         if schedule.finished(step):
             break
         current_lr = schedule.set_lr(step)
-        batch = _to_unit_range(pixels[torch.randint(len(pixels), (batch_size,), device=device, generator=generator)])
-        with _autocast(device):
+        batch = to_unit_range(pixels[torch.randint(len(pixels), (batch_size,), device=device, generator=generator)])
+        with autocast(device):
             posterior = vae.encode(batch).latent_dist
             recon = vae.decode(posterior.sample(generator)).sample
         recon = recon.float()
@@ -210,7 +160,7 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     scaling = measure_scaling_factor(vae, pixels[:SCALING_SAMPLE])
     vae.register_to_config(scaling_factor=scaling)
     out_dir = Path(out_dir)
-    _save_half(vae, out_dir)
+    save_half(vae, out_dir)
     record = {"steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
               "lpips_weight": lpips_weight, "kl_weight": kl_weight, "scaling_factor": scaling,
               "parameters": parameter_count(vae), "train_seconds": train_seconds,
@@ -237,8 +187,8 @@ def _encode_latents(vae, pixels: torch.Tensor, batch_size: int = 1024):
     """Posterior mean and std of every image, computed once: training then samples latents without the encoder."""
     means, stds = [], []
     for start in range(0, len(pixels), batch_size):
-        with _autocast(pixels.device):
-            posterior = vae.encode(_to_unit_range(pixels[start : start + batch_size])).latent_dist
+        with autocast(pixels.device):
+            posterior = vae.encode(to_unit_range(pixels[start : start + batch_size])).latent_dist
         means.append(posterior.mean.float())
         stds.append(posterior.std.float())
     return torch.cat(means), torch.cat(stds)
@@ -287,7 +237,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     step = 0
     train_started = time.perf_counter()
     # The time limit covers the whole call, preparation included.
-    schedule = _Schedule(optimizer, lr, steps, time_limit_s - prepare_seconds if time_limit_s else None)
+    schedule = ProgressSchedule(optimizer, lr, steps, time_limit_s - prepare_seconds if time_limit_s else None)
     for step in range(steps):
         if schedule.finished(step):
             break
@@ -302,9 +252,9 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
         noise = torch.randn(latents.shape, device=device, generator=generator)
         timesteps = torch.randint(len(alphas_cumprod), (batch_size,), device=device, generator=generator)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-        with torch.no_grad(), _autocast(device):
+        with torch.no_grad(), autocast(device):
             text_states = text_encoder(ids)[0]
-        with _autocast(device):
+        with autocast(device):
             prediction = unet(noisy, timesteps, encoder_hidden_states=text_states).sample
         per_sample = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))
         if min_snr_gamma:
@@ -327,7 +277,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     if ema:
         ema.copy_to(unet.parameters())
     out_dir = Path(out_dir)
-    _save_half(unet.eval(), out_dir)
+    save_half(unet.eval(), out_dir)
     record = {"steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
               "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
               "caption_variants": caption_variants, "n_images": n_images, "parameters": parameter_count(unet),
@@ -377,7 +327,7 @@ def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int =
     renders = np.stack([render(scene) for scene in scenes])
     recon = []
     for start in range(0, n, 256):
-        batch = _to_unit_range(torch.from_numpy(renders[start : start + 256]).to(device))
+        batch = to_unit_range(torch.from_numpy(renders[start : start + 256]).to(device))
         out = vae.decode(vae.encode(batch).latent_dist.mode()).sample
         recon.append(((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
     recon = np.concatenate(recon)
@@ -388,7 +338,7 @@ def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int =
         **{f"recon_{k}": v for k, v in _attribute_summary(list(recon), scenes, reader).items()},
         "lpips_alex": float(lpips_distances(list(recon), list(renders), device=device).mean()),
         "psnr": float(np.mean(10 * np.log10(255.0**2 / np.maximum(squared_error, 1e-10)))),
-        "latent_shape": list(vae.encode(_to_unit_range(torch.from_numpy(renders[:1]).to(device)))
+        "latent_shape": list(vae.encode(to_unit_range(torch.from_numpy(renders[:1]).to(device)))
                              .latent_dist.mean.shape[1:]),
         "n_test": n,
     }
