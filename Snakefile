@@ -25,8 +25,15 @@ validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.s
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/world.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/training.smk"
+
+
+if WORLD:
+
+    include: "workflow/rules/world.smk"
+
+
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
@@ -37,7 +44,7 @@ rule all:
         expand(f"{RESULTS}/tables/{{task}}.{{ext}}", task=TASKS, ext=["csv", "md", "tex"]),
         expand(f"{RESULTS}/figures/{{task}}_{{kind}}.png", task=TASKS, kind=["grid", "bars"]),
         f"{RESULTS}/provenance.json",
-        [f"{RESULTS}/tables/world_validation.md"] if "world" in config else [],
+        [f"{RESULTS}/tables/world_validation.md"] if WORLD else [],
         [f"{RESULTS}/figures/{task}_tradeoff.png" for task in TASKS if tradeoff_available(task)],
         expand(f"{RESULTS}/figures/sweep_{{sweep}}.png", sweep=list(config.get("sweeps", {}))),
         f"{RESULTS}/README.md",

@@ -1,12 +1,12 @@
-"""Task data sources. Each builder writes one task's items and its reference set.
+"""Task data sources. Each builder writes one task's items and its real image set.
 
 A builder writes into ``out_dir``:
 - ``items.jsonl``: one row per item, ``{"id", "condition": {...}, "truth": {...}}``.
   Methods see only ``condition`` (image paths relative to ``out_dir``, the
   prompt); ``truth`` holds ground truth for metrics (the mini world's scene
-  attributes), never shown to a method except the ``reference`` oracle;
+  attributes), never shown to a method except the ``oracle`` method;
 - ``conditions/``: the condition images (image prompts);
-- ``reference/``: real images with ``manifest.jsonl``, the FID/KID reference
+- ``real/``: real images with ``manifest.jsonl``, the FID/KID real image
   set, disjoint from the conditions.
 """
 from __future__ import annotations
@@ -66,15 +66,15 @@ def _crop_seed(seed: int, role: str, index: int) -> int:
     return int.from_bytes(digest, "big")
 
 
-def skimage_photos(task: str, out_dir: Path, *, n_items: int, n_reference: int, image_size: int = 128,
+def skimage_photos(task: str, out_dir: Path, *, n_items: int, n_real: int, image_size: int = 128,
                    seed: int = 0) -> None:
-    """Random square crops of scikit-image's photos: conditions and a disjoint reference set."""
+    """Random square crops of scikit-image's photos: conditions and a disjoint real image set."""
     _supports("skimage_photos", task, ("variation",))
     names = sorted(SKIMAGE_PHOTOS)
     photos = {name: _load_photo(name) for name in names}
     with atomic_directory(out_dir) as tmp:
-        items, reference = [], []
-        for role, count in (("conditions", n_items), ("reference", n_reference)):
+        items, real = [], []
+        for role, count in (("conditions", n_items), ("real", n_real)):
             (tmp / role).mkdir()
             for index in range(count):
                 name = names[index % len(names)]
@@ -87,9 +87,9 @@ def skimage_photos(task: str, out_dir: Path, *, n_items: int, n_reference: int, 
                     items.append({"id": f"{name}-{index:04d}", "condition": {
                         "image": f"conditions/{file_name}", "prompt": SKIMAGE_PHOTOS[name], **record}})
                 else:
-                    reference.append({"path": file_name, "caption": SKIMAGE_PHOTOS[name], **record})
+                    real.append({"path": file_name, "caption": SKIMAGE_PHOTOS[name], **record})
         write_jsonl(tmp / "items.jsonl", items)
-        write_jsonl(tmp / "reference" / "manifest.jsonl", reference)
+        write_jsonl(tmp / "real" / "manifest.jsonl", real)
 
 
 def _supports(source: str, task: str, tasks: tuple[str, ...]) -> None:
@@ -103,7 +103,7 @@ def _write_render(path: Path, scene) -> None:
     path.write_bytes(png_bytes(render(scene)))
 
 
-def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed: int = 0,
+def mini_world(task: str, out_dir: Path, *, n_items: int, n_real: int, seed: int = 0,
                n_subjects: int = 20, n_refs: int = 4, prompts_per_subject: int = 24) -> None:
     """The mini world's test split: exact ground truth for every item.
 
@@ -112,15 +112,15 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
       asking for a background, position or size (DreamBench style);
     - ``text2image``: only a fresh test scene's full caption; the scene is the
       ground truth every attribute is checked against (GenEval style).
-    The reference set is always fresh test renders, disjoint from the items.
+    The real image set is always fresh test renders, disjoint from the items.
     """
     from ipbench.world.render import Scene, caption, sample_scene, scene_rng, subject_set
 
     _supports("mini_world", task, ("variation", "subject", "text2image"))
     with atomic_directory(out_dir) as tmp:
         (tmp / "conditions").mkdir()
-        (tmp / "reference").mkdir()
-        items, reference = [], []
+        (tmp / "real").mkdir()
+        items, real = [], []
         if task == "variation":
             for index in range(n_items):
                 scene = sample_scene(scene_rng("test", seed, index), "test")
@@ -130,7 +130,7 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
                               "truth": {"scene": scene.to_dict(), "attributes": _attributes(scene)}})
         elif task == "text2image":
             # Scene indices from 2_000_000 on: disjoint from the variation items (from 0) and the
-            # reference set (from 1_000_000).
+            # real set (from 1_000_000).
             for index in range(n_items):
                 scene = sample_scene(scene_rng("test", seed, 2_000_000 + index), "test")
                 items.append({"id": f"caption-{index:05d}", "condition": {"prompt": caption(scene)},
@@ -149,14 +149,14 @@ def mini_world(task: str, out_dir: Path, *, n_items: int, n_reference: int, seed
                     items.append({"id": f"{subject.subject_id}-p{p:02d}",
                                   "condition": {"images": refs, "prompt": prompt.text, "subject": subject.subject_id},
                                   "truth": {"scene": target.to_dict(), "attributes": prompt.target}})
-        # Reference renders come after every item index, so the two never share a scene.
-        for index in range(n_reference):
+        # Real-set renders come after every item index, so the two never share a scene.
+        for index in range(n_real):
             scene = sample_scene(scene_rng("test", seed, 1_000_000 + index), "test")
             name = f"ref-{index:05d}.png"
-            _write_render(tmp / "reference" / name, scene)
-            reference.append({"path": name, "caption": caption(scene)})
+            _write_render(tmp / "real" / name, scene)
+            real.append({"path": name, "caption": caption(scene)})
         write_jsonl(tmp / "items.jsonl", items)
-        write_jsonl(tmp / "reference" / "manifest.jsonl", reference)
+        write_jsonl(tmp / "real" / "manifest.jsonl", real)
 
 
 def _attributes(scene) -> dict:
@@ -166,6 +166,13 @@ def _attributes(scene) -> dict:
 
 
 BUILDERS = {"skimage_photos": skimage_photos, "mini_world": mini_world}
+
+
+def subject_ids(options: dict) -> list[str]:
+    """The subject ids a data source's ``subject`` task will have, known before its data is built."""
+    if options["source"] == "mini_world":
+        return [f"subject{index:02d}" for index in range(options.get("n_subjects", 20))]
+    return []
 
 
 def build(source: str, task: str, out_dir: Path, **options) -> None:

@@ -1,47 +1,24 @@
-"""What each metric means in a table, and how the harness computes it for an image set.
+"""Scoring one image set: every configured metric of its task, with bootstrap CIs over items.
 
-Set metrics (FID, KID) compare a method's whole image set with the task's
-real reference set; per-item metrics (LPIPS, CLIP-I, CLIP-T) are averaged
-over an item's samples first, so every item weighs the same and the
-bootstrap resamples items.
+Set metrics (FID, KID) compare a method's whole image set with the task's real
+image set; per-image metrics are averaged over an item's samples first, so every
+item weighs the same and the bootstrap resamples items.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-SET_METRICS = ("fid", "kid")
+from ipbench.io import read_jsonl
+from ipbench.tasks import TASKS, check_task_metrics, metric_registry
+from metrics import stats
+from metrics.image_metrics import Inputs
+from metrics.images import load_rgb
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    label: str
-    higher_is_better: bool
-    description: str
-
-
-METRICS = {
-    "fid": MetricInfo("FID", False, "Fréchet distance to the task's real reference set"),
-    "kid": MetricInfo("KID×10³", False, "kernel inception distance to the reference set, ×1000"),
-    "lpips": MetricInfo("LPIPS", False, "LPIPS(generated image, its image prompt), mean per item"),
-    "clip_i": MetricInfo("CLIP-I", True, "CLIP image similarity to the image prompt"),
-    "clip_t": MetricInfo("CLIP-T", True, "CLIP similarity to the prompt's caption"),
-    "subject_iou": MetricInfo("subject IoU", True,
-                              "shape IoU with the subject's references after normalising position, scale, rotation"),
-    "colour_error": MetricInfo("colour ΔE", False, "ΔE2000 between object colours of image and references"),
-    **{f"acc_{name}": MetricInfo(f"{name} acc", True, f"fraction of images whose {name} the analyzers read as the "
-                                                      "ground truth")
-       for name in ("background", "position", "size", "colour", "shape", "texture")},
-    "all_correct": MetricInfo("all correct", True, "fraction of images with every ground-truth attribute right "
-                                                   "(GenEval-style compositional score)"),
-    "no_single_object": MetricInfo("no/many objects", False, "fraction of images where the analyzer found "
-                                                             "no object or several"),
-}
-PER_ITEM_METRICS = tuple(name for name in METRICS if name not in SET_METRICS)
-
-# KID is tiny in raw units; tables print it ×1000, as papers do.
-DISPLAY_SCALE = {"kid": 1000.0}
+log = logging.getLogger("ipbench.evaluation")
 
 
 def groups_by_item(ids: list[str], manifest: list[dict]) -> tuple[list[str], list[np.ndarray]]:
@@ -57,25 +34,73 @@ def groups_by_item(ids: list[str], manifest: list[dict]) -> tuple[list[str], lis
     return items, [np.asarray(order[item]) for item in items]
 
 
-BOOTSTRAP_KID_SUBSETS = 10
+def set_value(metric_name: str, options: dict, fast: bool):
+    """(features, real features) -> value of a registered set metric; ``fast`` for bootstrap resamples."""
+    function = metric_registry()[metric_name].function(fast)
+    return lambda features, real: function(features, real, options)
 
 
-def set_metric_fn(name: str, options: dict, fast: bool):
-    """A function (generated features, reference features) -> value.
+def image_set_inputs(task: str, manifest: list[dict], image_dir: Path, data_dir: Path, device: str) -> Inputs:
+    """The lazily loaded inputs of one image set, as the metric functions read them."""
+    spec = TASKS[task]
+    truth = {}
 
-    ``fast`` is for bootstrap resamples, which only estimate a spread: FID uses
-    the exact small-n trace identity, and KID averages ``BOOTSTRAP_KID_SUBSETS``
-    random subsets instead of the configured count (clean-fid's 100). The
-    headline values always use clean-fid's sqrtm path and the configured subsets.
-    """
-    from metrics import fid
+    def truths():
+        if not truth:
+            truth.update({item["id"]: item.get("truth", {}) for item in read_jsonl(data_dir / "items.jsonl")})
+        missing = [row["item_id"] for row in manifest if "attributes" not in truth.get(row["item_id"], {})]
+        if missing:
+            raise ValueError(f"{data_dir / 'items.jsonl'}: no ground-truth attributes for item {missing[0]!r}")
+        return [truth[row["item_id"]] for row in manifest]
 
-    if name == "fid":
-        return fid.fid_from_features_fast if fast else fid.fid_from_features
-    if name == "kid":
-        kid_options = options.get("kid", {})
-        subsets = kid_options.get("subsets", 100)
-        return lambda a, b: fid.kid_from_features(
-            a, b, num_subsets=min(subsets, BOOTSTRAP_KID_SUBSETS) if fast else subsets,
-            max_subset_size=kid_options.get("subset_size", 1000), seed=0)
-    raise ValueError(f"{name!r} is not a set metric")
+    def prompt_images():
+        keys = [tuple(spec.prompt_images(row["condition"])) for row in manifest]
+        arrays = {key: load_rgb(data_dir / key).array for key in sorted({k for ks in keys for k in ks})}
+        return keys, arrays
+
+    return Inputs({
+        "images": lambda: [load_rgb(image_dir / row["path"]).array for row in manifest],
+        "prompts": lambda: [row["condition"]["prompt"] for row in manifest],
+        "prompt_images": prompt_images,
+        "truth": truths,
+    }, device)
+
+
+def evaluate(task: str, wanted: list[str], manifest: list[dict], image_dir: Path, data_dir: Path, options: dict,
+             device: str, features: dict | None = None, real_features: dict | None = None):
+    """(results, per-item table): results maps each value name to its record (value, ci95, n, backbone...)."""
+    check_task_metrics(task, wanted)
+    registry = metric_registry()
+    boot = options.get("bootstrap", {})
+    results = {}
+    for name in (m for m in wanted if registry[m].kind == "set"):
+        metric = registry[name]
+        items, groups = groups_by_item(list(features["ids"]), manifest)
+        value = set_value(name, options, fast=False)(features["features"], real_features["features"])
+        lo, hi = stats.bootstrap_set_ci(set_value(name, options, fast=True),
+                                        [features["features"][g] for g in groups], real_features["features"],
+                                        n_boot=boot.get("set_resamples", 200), seed=boot.get("seed", 0))
+        results[name] = {"value": float(value), "ci95": [float(lo), float(hi)], "n": len(features["ids"]),
+                         "n_items": len(items), "n_real": len(real_features["ids"]),
+                         "backbone": features["info"]["backbone"], "convention": metric.convention}
+        log.info("%s = %.6g [%.6g, %.6g]", name, value, lo, hi)
+
+    inputs = image_set_inputs(task, manifest, image_dir, data_dir, device)
+    per_image = pd.DataFrame({"item_id": [row["item_id"] for row in manifest]})
+    details = {}
+    for name in (m for m in wanted if registry[m].kind == "image"):
+        out = registry[name].function()(inputs, options)
+        for value_name, values in out["values"].items():
+            per_image[value_name] = values
+            details[value_name] = {"backbone": out["backbone"], "convention": out["convention"]}
+    per_item = per_image.groupby("item_id", sort=True).mean()
+    for name in details:
+        values = per_item[name].dropna().to_numpy(dtype=np.float64)
+        if len(values) < 2:
+            log.warning("%s: fewer than 2 items with a value; not reported", name)
+            continue
+        lo, hi = stats.bootstrap_mean_ci(values, n_boot=boot.get("resamples", 1000), seed=boot.get("seed", 0))
+        results[name] = {"value": float(values.mean()), "ci95": [float(lo), float(hi)],
+                         "n": int(per_image[name].notna().sum()), "n_items": len(values), **details[name]}
+        log.info("%s = %.6g [%.6g, %.6g]", name, values.mean(), lo, hi)
+    return results, per_item

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ipbench.evaluation import DISPLAY_SCALE, METRICS  # noqa: E402
+from ipbench.tasks import value_infos  # noqa: E402
 
 
 def image_grid(columns: list[tuple[str, list[np.ndarray]]], path, cell_inches: float = 1.3,
@@ -39,7 +39,7 @@ def image_grid(columns: list[tuple[str, list[np.ndarray]]], path, cell_inches: f
 
 def metric_bars(long: pd.DataFrame, methods: list[str], path) -> None:
     """One panel per metric: value with its 95% CI as an error bar, methods in config order."""
-    metric_names = [m for m in METRICS if m in set(long.metric)]
+    metric_names = [m for m in value_infos() if m in set(long.metric)]
     n_cols = min(5, len(metric_names))
     n_rows = -(-len(metric_names) // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, figsize=(2.6 * n_cols, 2.6 * n_rows))
@@ -47,14 +47,14 @@ def metric_bars(long: pd.DataFrame, methods: list[str], path) -> None:
         ax.axis("off")
     for ax, metric in zip(axes.flat, metric_names):
         rows = long[long.metric == metric].set_index("method").reindex(methods).dropna(subset=["value"])
-        scale = DISPLAY_SCALE.get(metric, 1.0)
+        scale = value_infos()[metric].display_scale
         values = rows.value.to_numpy() * scale
         errors = np.abs(np.stack([values - rows.ci95_low.to_numpy() * scale,
                                   rows.ci95_high.to_numpy() * scale - values]))
         ax.bar(range(len(rows)), values, yerr=errors, capsize=3, color="#4c72b0")
         ax.set_xticks(range(len(rows)), rows.index, rotation=45, ha="right", fontsize=8)
-        arrow = "↑" if METRICS[metric].higher_is_better else "↓"
-        ax.set_title(f"{METRICS[metric].label} {arrow}", fontsize=9)
+        arrow = "↑" if value_infos()[metric].higher_is_better else "↓"
+        ax.set_title(f"{value_infos()[metric].label} {arrow}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -70,8 +70,8 @@ def tradeoff_scatter(long: pd.DataFrame, path, x: str = "clip_t", y: str = "clip
         ax.errorbar(px.value, py.value, xerr=[[px.value - px.ci95_low], [px.ci95_high - px.value]],
                     yerr=[[py.value - py.ci95_low], [py.ci95_high - py.value]], fmt="o", capsize=3)
         ax.annotate(method, (px.value, py.value), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_xlabel(f"{METRICS[x].label} ↑")
-    ax.set_ylabel(f"{METRICS[y].label} ↑")
+    ax.set_xlabel(f"{value_infos()[x].label} ↑")
+    ax.set_ylabel(f"{value_infos()[y].label} ↑")
     ax.set_title(str(wide.loc[(methods[0], x)].backbone) if methods else "", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
@@ -84,13 +84,13 @@ def sweep_plot(long: pd.DataFrame, param: str, metrics: list[str], path) -> None
     fig, axes = plt.subplots(1, len(metrics), squeeze=False, figsize=(2.8 * len(metrics), 2.6))
     for ax, metric in zip(axes.flat, metrics):
         rows = long[long.metric == metric].sort_values("param_value")
-        scale = DISPLAY_SCALE.get(metric, 1.0)
+        scale = value_infos()[metric].display_scale
         values = rows.value.to_numpy() * scale
         errors = np.abs(np.stack([values - rows.ci95_low.to_numpy() * scale,
                                   rows.ci95_high.to_numpy() * scale - values]))
         ax.errorbar(rows.param_value, values, yerr=errors, fmt="o-", capsize=3, color="#4c72b0")
-        arrow = "↑" if METRICS[metric].higher_is_better else "↓"
-        ax.set_title(f"{METRICS[metric].label} {arrow}", fontsize=9)
+        arrow = "↑" if value_infos()[metric].higher_is_better else "↓"
+        ax.set_title(f"{value_infos()[metric].label} {arrow}", fontsize=9)
         ax.set_xlabel(param, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=150)

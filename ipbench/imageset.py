@@ -38,11 +38,38 @@ def check_item_id(item_id: str) -> str:
     return item_id
 
 
-def shard_of(items: list[dict], shard: int, n_shards: int) -> list[dict]:
-    """Items of one shard; only which process draws an image depends on this."""
+def plan_batches(items: list[dict], batch_size: int, group_by: str | None = None) -> list[list[dict]]:
+    """Fixed groups of items, a function of the item ids (and ``group_by`` values) alone.
+
+    Items are sorted by id and cut into runs of ``batch_size``; with ``group_by``
+    (a condition key such as "subject") a run also ends where that value changes,
+    so a batch never mixes two groups. Every shard count sees the same batches,
+    so an image never depends on how many shards or processes drew it.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size {batch_size} must be >= 1")
+    batches: list[list[dict]] = []
+    for item in sorted(items, key=lambda item: item["id"]):
+        previous = batches[-1] if batches else None
+        same_group = group_by is None or (previous and previous[0]["condition"].get(group_by)
+                                          == item["condition"].get(group_by))
+        if previous is not None and len(previous) < batch_size and same_group:
+            previous.append(item)
+        else:
+            batches.append([item])
+    return batches
+
+
+def shard_batches(batches: list[list[dict]], shard: int, n_shards: int,
+                  group_by: str | None = None) -> list[list[dict]]:
+    """The batches of one shard: whole batches, or with ``group_by`` whole groups, dealt round-robin."""
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard {shard} out of range for {n_shards} shards")
-    return sorted(items, key=lambda item: item["id"])[shard::n_shards]
+    if group_by is None:
+        return batches[shard::n_shards]
+    groups = sorted({batch[0]["condition"].get(group_by) for batch in batches}, key=str)
+    mine = set(groups[shard::n_shards])
+    return [batch for batch in batches if batch[0]["condition"].get(group_by) in mine]
 
 
 def requests_for(suite: str, task: str, items: list[dict], samples: int) -> list[Request]:

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from ipbench.evaluation import DISPLAY_SCALE, METRICS
+from ipbench.tasks import value_infos
 
 SIGNIFICANCE = 0.05
 
@@ -29,7 +29,7 @@ def long_table(records: list[dict], tests: dict[tuple[str, str], dict]) -> pd.Da
 
 
 def _cell(row) -> str:
-    scale = DISPLAY_SCALE.get(row.metric, 1.0)
+    scale = value_infos()[row.metric].display_scale
     value, half = row.value * scale, (row.ci95_high - row.ci95_low) * scale / 2
     digits = 2 if abs(value) >= 10 else 3
     mark = "†" if row.vs_baseline_p < SIGNIFICANCE else ""
@@ -38,25 +38,32 @@ def _cell(row) -> str:
 
 def wide_table(long: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     """Display form: rows = methods (config order), columns = metric labels with arrows."""
-    metric_order = [m for m in METRICS if m in set(long.metric)]
+    infos = value_infos()
+    metric_order = [m for m in infos if m in set(long.metric)]
     cells = long.assign(cell=[_cell(row) for row in long.itertuples()])
     wide = cells.pivot(index="method", columns="metric", values="cell").reindex(index=methods, columns=metric_order)
     n_images = long.groupby("method")["n"].max().reindex(methods)
     wide.insert(0, "n", n_images.astype("Int64"))
-    wide.columns = ["n"] + [f"{METRICS[m].label} {'↑' if METRICS[m].higher_is_better else '↓'}"
-                            for m in metric_order]
+    wide.columns = ["n"] + [f"{infos[m].label} {'↑' if infos[m].higher_is_better else '↓'}" for m in metric_order]
     wide.index.name = "method"
     return wide.fillna("–")
 
 
 def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]:
+    """The table's notes: how to read it, what each metric is, then each backbone and convention once."""
+    infos = value_infos()
     lines = [f"Suite `{suite}`, task `{task}`. Values ± half-width of a bootstrap 95% CI over items; "
              f"n = images per method. † = differs from the baseline `{baseline}` at p < {SIGNIFICANCE} "
              "(Wilcoxon signed-rank over items for per-item metrics, paired bootstrap over items for FID/KID)."]
-    for metric, group in long.groupby("metric", sort=False):
-        first = group.iloc[0]
-        lines.append(f"{METRICS[metric].label}: {METRICS[metric].description}; backbone: {first.backbone}; "
-                     f"convention: {first.convention}.")
+    shown = [m for m in infos if m in set(long.metric)]
+    lines.append("Metrics: " + "; ".join(f"{infos[m].label}: {infos[m].description}" for m in shown) + ".")
+    first = long.drop_duplicates("metric").set_index("metric")
+    by_backbone: dict[tuple[str, str], list[str]] = {}
+    for metric in shown:
+        by_backbone.setdefault((first.loc[metric, "backbone"], first.loc[metric, "convention"]), []).append(
+            infos[metric].label)
+    for (backbone, convention), labels in by_backbone.items():
+        lines.append(f"{', '.join(labels)}: backbone {backbone}; {convention}.")
     return lines
 
 

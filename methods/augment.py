@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from ipbench.imageset import Request
+from ipbench.params import Param
 from methods import register_method
 from methods.base import Method
 from metrics.images import load_rgb
@@ -23,10 +24,12 @@ from metrics.images import load_rgb
 class Augment(Method):
     name = "augment"
     tasks = ("variation", "subject")
+    params = {"min_scale": Param(0.6, float, "smallest crop side, as a fraction of the image", min=0.05, max=1.0),
+              "jitter": Param(0.2, float, "brightness and contrast change, up to this fraction", min=0.0, max=1.0)}
+    batch_size = 64
 
     def generate(self, requests: list[Request], data_dir: Path) -> list[np.ndarray]:
-        min_scale = float(self.params.get("min_scale", 0.6))
-        jitter = float(self.params.get("jitter", 0.2))
+        min_scale, jitter = self.settings["min_scale"], self.settings["jitter"]
         images = []
         for request in requests:
             rng = np.random.default_rng(request.seed)

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 
 from ipbench.world.render import BACKGROUNDS, Scene, render, subject_set
-from metrics.world import attribute_scores, subject_fidelity
+from ipbench.world.metrics import attribute_scores, subject_fidelity
 
 TRUTH_KEYS = ("background", "position", "size", "colour")
 

@@ -7,7 +7,6 @@ tower as ``image_encoder``), so diffusers' IP-Adapter loading works on it.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, save_half, to_unit_range
+from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, progress_bar, save_half, to_unit_range
 
 # SD 1.x noise schedule, shared by training (DDPM) and sampling (DDIM).
 NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
@@ -23,8 +22,8 @@ NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end"
 SCALING_SAMPLE = 2048  # images encoded to measure the latent scaling factor
 
 
-def vae_config(block_out_channels=(32, 64, 128), norm_num_groups: int = 32) -> dict:
-    """AutoencoderKL config: 64x64x3 <-> 16x16x4 (one downsample between each pair of blocks)."""
+def vae_config(block_out_channels=(32, 64, 128), latent_channels: int = 4, norm_num_groups: int = 32) -> dict:
+    """AutoencoderKL config: 64x64x3 <-> 16x16 x ``latent_channels`` (one downsample between each pair of blocks)."""
     blocks = len(block_out_channels)
     return {
         "in_channels": 3,
@@ -33,19 +32,19 @@ def vae_config(block_out_channels=(32, 64, 128), norm_num_groups: int = 32) -> d
         "up_block_types": ("UpDecoderBlock2D",) * blocks,
         "block_out_channels": tuple(block_out_channels),
         "layers_per_block": 1,
-        "latent_channels": 4,
+        "latent_channels": latent_channels,
         "norm_num_groups": norm_num_groups,
         "sample_size": 64,
     }
 
 
 def unet_config(cross_attention_dim: int, block_out_channels=(64, 128, 128), attention_head_dim: int = 8,
-                norm_num_groups: int = 32, layers_per_block: int = 2) -> dict:
-    """UNet2DConditionModel config on 16x16x4 latents; cross-attention only at 8x8 and 4x4 (cheaper)."""
+                norm_num_groups: int = 32, layers_per_block: int = 2, latent_channels: int = 4) -> dict:
+    """UNet2DConditionModel config on 16x16 latents; cross-attention only at 8x8 and 4x4 (cheaper)."""
     return {
         "sample_size": 16,
-        "in_channels": 4,
-        "out_channels": 4,
+        "in_channels": latent_channels,
+        "out_channels": latent_channels,
         "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         "block_out_channels": tuple(block_out_channels),
@@ -131,9 +130,11 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     started = time.perf_counter()
     schedule = ProgressSchedule(optimizer, lr, steps, time_limit_s)
     step = 0
+    bar = progress_bar(steps, "vae")
     for step in range(steps):
         if schedule.finished(step):
             break
+        bar.update()
         current_lr = schedule.set_lr(step)
         batch = to_unit_range(pixels[torch.randint(len(pixels), (batch_size,), device=device, generator=generator)])
         with autocast(device):
@@ -153,6 +154,7 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
                             "kl": kl.item(), "lr": current_lr})
     else:
         step = steps
+    bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - started
@@ -167,7 +169,6 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
               "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
               "first_loss": history[0]["loss"] if history else None,
               "final_loss": history[-1]["loss"] if history else None, "history": history}
-    _write_json(out_dir / "training.json", record)
     return record
 
 
@@ -238,9 +239,11 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     train_started = time.perf_counter()
     # The time limit covers the whole call, preparation included.
     schedule = ProgressSchedule(optimizer, lr, steps, time_limit_s - prepare_seconds if time_limit_s else None)
+    bar = progress_bar(steps, "unet")
     for step in range(steps):
         if schedule.finished(step):
             break
+        bar.update()
         current_lr = schedule.set_lr(step)
         index = torch.randint(n_images, (batch_size,), device=device, generator=generator)
         variant = torch.randint(caption_variants, (batch_size,), device=device, generator=generator)
@@ -271,6 +274,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
             history.append({"step": step, "loss": loss.item(), "lr": current_lr})
     else:
         step = steps
+    bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_seconds = time.perf_counter() - train_started
@@ -285,7 +289,6 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
               "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
               "first_loss": history[0]["loss"] if history else None,
               "final_loss": history[-1]["loss"] if history else None, "history": history}
-    _write_json(out_dir / "training.json", record)
     return record
 
 
@@ -294,7 +297,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
 
 def _attribute_summary(images: list[np.ndarray], scenes, shape_reader) -> dict:
     from ipbench.world.render import ATTRIBUTES
-    from metrics.world import attribute_scores
+    from ipbench.world.metrics import attribute_scores
 
     truths = [{name: getattr(scene, name) for name in ATTRIBUTES if getattr(scene, name) is not None}
               for scene in scenes]

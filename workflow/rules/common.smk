@@ -1,10 +1,15 @@
-# Shared helpers: which methods run which tasks, and where files live.
-# Listing methods imports no torch, so building the DAG stays fast.
+# Shared helpers: which methods run which tasks, where files live, what each job reads and runs on.
+# Listing methods, artifacts and metrics imports no torch, so building the DAG stays fast.
 from pathlib import Path
 
 import methods as method_registry
+from ipbench import datasets
+from ipbench.gpu import dag_device, gpu_resource, visible_gpus
+from ipbench.params import model_params
 from ipbench.provenance import config_hash
-from ipbench.tasks import check_task_metrics
+from ipbench.sources import PIPELINES, SourceTable, parse_retrain
+from ipbench.tasks import check_task_metrics, metric_registry
+from ipbench.training.registry import available_artifacts, merged_settings
 
 SUITE = config["suite"]
 RESULTS = f"results/{SUITE}"
@@ -12,111 +17,197 @@ TASKS = sorted(config["tasks"])
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 REGISTERED = method_registry.available_methods()
+ARTIFACTS = available_artifacts()
+METRICS = metric_registry()
+WORLD = config.get("world")
+# One decision for every job: `auto` becomes cuda only where a GPU is visible, and then GPU jobs reserve gpu=1.
+DEVICE = dag_device(config.get("device", "auto"), visible_gpus())
 
 
-def _own_params(method):
-    return (config["methods"][method] or {}).get("params", {})
+def gpu(runs_network=True):
+    """resources: gpu of a job (1 exactly when it runs a network on CUDA)."""
+    return gpu_resource(DEVICE, runs_network)
+
+
+# ---- methods: configured entries, their variants and sweeps
+
+def _value_tag(value):
+    return str(value).replace(".", "p").replace("-", "m")
+
+
+def _configured(name, entry):
+    entry = dict(entry or {})
+    cls = entry.pop("method", name)
+    if cls not in REGISTERED:
+        raise ValueError(f"config key methods.{name}" + (".method" if cls != name else "")
+                         + f": no registered method {cls!r} (registered: {', '.join(REGISTERED)}; "
+                         "a method is a file in methods/)")
+    return {"class": cls, **entry}
+
+
+METHODS = {name: _configured(name, entry) for name, entry in config["methods"].items()}
 
 
 def sweep_members(sweep):
     """(value, image-set name, params) for each value of a sweep, in config order.
 
     A value equal to the method's own setting reuses its main image set; any
-    other is an extra set named <method>_<sweep><value> (dots become p).
+    other is an extra image set named <method>_<sweep><value> (dots become p).
     """
     spec = config["sweeps"][sweep]
     base = spec["method"]
-    if base not in config["methods"]:
+    if base not in METHODS:
         raise ValueError(f"config key sweeps.{sweep}.method: {base!r} is not one of the configured methods")
     if spec["task"] not in config["tasks"]:
         raise ValueError(f"config key sweeps.{sweep}.task: {spec['task']!r} is not one of the configured tasks")
+    own = METHODS[base].get("params", {})
     members = []
     for value in spec["values"]:
-        params = {**_own_params(base), spec["param"]: value}
-        name = base if params == _own_params(base) else f"{base}_{sweep}{str(value).replace('.', 'p').replace('-', 'm')}"
+        params = {**own, spec["param"]: value}
+        name = base if params == own else f"{base}_{sweep}{_value_tag(value)}"
         members.append((value, name, params))
     return members
 
 
-# Extra image sets of sweeps: name -> (configured method, params).
-SWEEP_VARIANTS = {name: (config["sweeps"][sweep]["method"], params)
-                  for sweep in config.get("sweeps", {})
-                  for _, name, params in sweep_members(sweep) if name != config["sweeps"][sweep]["method"]}
-
-
-def _method_config(name):
-    if name in SWEEP_VARIANTS:
-        base, params = SWEEP_VARIANTS[name]
-        return {**(config["methods"][base] or {}), "params": params}
-    return config["methods"][name] or {}
+# Extra image sets of sweeps are variants of their method, not rows of the main tables.
+SWEEP_SETS = {name: {**METHODS[config["sweeps"][sweep]["method"]], "params": params}
+              for sweep in config.get("sweeps", {})
+              for _, name, params in sweep_members(sweep) if name != config["sweeps"][sweep]["method"]}
+IMAGE_SETS = {**METHODS, **SWEEP_SETS}
 
 
 def method_class(name):
-    """The registered method an image set comes from (a sweep variant runs its base method)."""
-    return SWEEP_VARIANTS[name][0] if name in SWEEP_VARIANTS else name
+    return IMAGE_SETS[name]["class"]
 
 
-def _check_methods():
-    """Fail before any job runs if the config names something that does not exist."""
-    for name in config["methods"]:
-        if name not in REGISTERED:
-            raise ValueError(
-                f"config key methods.{name}: no registered method {name!r} "
-                f"(registered: {', '.join(REGISTERED)}; a method is a file in methods/)"
-            )
-        for task in _method_config(name).get("tasks", []):
-            if task not in REGISTERED[name].tasks:
-                raise ValueError(f"config key methods.{name}.tasks: {name} does not support task {task!r} "
-                                 f"(it supports {', '.join(REGISTERED[name].tasks)})")
-    for task, settings in config["tasks"].items():
-        check_task_metrics(task, settings["metrics"])
-    if config["baseline"] not in config["methods"]:
-        raise ValueError(f"config key baseline: {config['baseline']!r} is not one of the configured methods")
-
-
-_check_methods()
+def method_cls(name):
+    return REGISTERED[method_class(name)]
 
 
 def methods_for(task):
-    """Configured methods that run ``task``, in config order."""
-    chosen = []
-    for name in config["methods"]:
-        wanted = _method_config(name).get("tasks") or REGISTERED[name].tasks
-        if task in wanted and task in REGISTERED[name].tasks:
-            chosen.append(name)
-    return chosen
+    """Configured methods (table rows) that run ``task``, in config order."""
+    return [name for name, entry in METHODS.items()
+            if task in (entry.get("tasks") or method_cls(name).tasks) and task in method_cls(name).tasks]
 
 
-def samples_for(task, method):
-    return _method_config(method).get("samples_per_item", config["tasks"][task]["samples_per_item"])
+def samples_for(task, name):
+    return IMAGE_SETS[name].get("samples_per_item", config["tasks"][task]["samples_per_item"])
+
+
+def batch_size_for(name):
+    return IMAGE_SETS[name].get("batch_size", method_cls(name).batch_size)
 
 
 def shards_for(task):
     return config["tasks"][task].get("shards", 1)
 
 
-# A method parameter may name the mini world's Stable Diffusion pipeline, assembled by a rule.
-MINI_SD = "mini-sd"
+def data_options(task):
+    """The suite's data settings with the task's own (tasks.<task>.data) over them."""
+    return {**config["data"], **config["tasks"][task].get("data", {})}
 
 
-def method_params(method):
-    """The method's params, with "mini-sd" replaced by the assembled pipeline folder."""
-    return {key: f"{RESULTS}/pipelines/mini_sd" if value == MINI_SD else value
-            for key, value in _method_config(method).get("params", {}).items()}
+# ---- model sources and artifacts (ipbench.sources)
+
+SUBJECTS = datasets.subject_ids(data_options("subject")) if "subject" in config["tasks"] else []
+CHECKPOINTS = config.get("checkpoints", "data/checkpoints")
+WORLD_ARTIFACTS = [name for name, a in ARTIFACTS.items() if a.kind == "world"] if WORLD else []
+RETRAINED = parse_retrain(config.get("retrain", False), list(ARTIFACTS))
+SOURCES = SourceTable(RESULTS, CHECKPOINTS, ARTIFACTS, RETRAINED, TASKS, bool(WORLD), SUBJECTS)
 
 
-def method_inputs(method):
-    """Files a method's preparation reads: the assembled mini SD pipeline when its params name it."""
-    uses_mini_sd = MINI_SD in _method_config(method).get("params", {}).values()
-    return [f"{RESULTS}/pipelines/mini_sd"] if uses_mini_sd else []
+def resolved_params(name):
+    """The image set's checked params with every model source resolved: {param: Resolved}."""
+    params = IMAGE_SETS[name].get("params", {})
+    key = f"methods.{name}.params"
+    settings = method_cls(name).check(params, key)
+    return {p: SOURCES.resolve(settings[p], f"config key {key}.{p}") for p in model_params(method_cls(name).params)
+            if settings[p] is not None}, settings
 
 
-def uses_gpu(method):
-    return int(REGISTERED[method_class(method)].uses_gpu)
+def method_params(name):
+    """The params a job of image set ``name`` receives: model sources replaced by their paths."""
+    sources, settings = resolved_params(name)
+    return {**settings, **{p: resolved.path for p, resolved in sources.items()}}
+
+
+def method_inputs(name):
+    """DAG files the method's jobs wait for: the models its params name."""
+    return sorted({path for resolved in resolved_params(name)[0].values() for path in resolved.inputs})
+
+
+def artifact_settings(name):
+    return merged_settings(ARTIFACTS[name], config.get("training", {}).get(name))
+
+
+def artifact_sources(name):
+    """{role: Resolved} of the sources an artifact trains from (per-subject data comes from its task folder)."""
+    return {role: SOURCES.resolve(source, f"artifact {name} input {role}")
+            for role, source in ARTIFACTS[name].inputs.items()}
+
+
+def train_inputs(wc):
+    return sorted({path for resolved in artifact_sources(wc.artifact).values() for path in resolved.inputs})
+
+
+def train_params(wc):
+    return {role: resolved.path for role, resolved in artifact_sources(wc.artifact).items()}
+
+
+def metric_options():
+    """The config's metrics options, with backbone specs' model sources resolved (hf-clip:world:judge_clip)."""
+    options = {key: dict(value) if isinstance(value, dict) else value for key, value in config["metrics"].items()}
+    for section in ("clip", "dino"):
+        spec = options.get(section, {}).get("backbone")
+        if spec:
+            prefix, _, source = spec.partition(":")
+            options[section]["backbone"] = f"{prefix}:{SOURCES.resolve(source, f'config key metrics.{section}.backbone').path}"
+    if WORLD:
+        options["shape_cnn"] = SOURCES.artifact_dir("shape_cnn")
+    return options
+
+
+def metric_sources():
+    """DAG files the metric backbones need (the judge CLIP, the mini DINO, the shape CNN)."""
+    inputs = set()
+    for section in ("clip", "dino"):
+        spec = config["metrics"].get(section, {}).get("backbone")
+        if spec:
+            inputs |= set(SOURCES.resolve(spec.partition(":")[2], f"config key metrics.{section}.backbone").inputs)
+    if WORLD:
+        inputs |= set(SOURCES.artifact_inputs("shape_cnn"))
+    return sorted(inputs)
+
+
+def _check_config():
+    """Fail before any job runs if the config names something that does not exist or does not fit."""
+    for name, entry in IMAGE_SETS.items():
+        cls = method_cls(name)
+        for task in entry.get("tasks", []):
+            if task not in cls.tasks:
+                raise ValueError(f"config key methods.{name}.tasks: {cls.name} does not support task {task!r} "
+                                 f"(it supports {', '.join(cls.tasks)})")
+        resolved_params(name)
+    for task, settings in config["tasks"].items():
+        check_task_metrics(task, settings["metrics"])
+    if config["baseline"] not in METHODS:
+        raise ValueError(f"config key baseline: {config['baseline']!r} is not one of the configured methods")
+    for name in config.get("training", {}):
+        if name not in ARTIFACTS:
+            raise ValueError(f"config key training.{name}: no such artifact (known: {', '.join(ARTIFACTS)})")
+        artifact_settings(name)
+    metric_options()
+
+
+_check_config()
 
 
 def metric_enabled(task, metric):
     return metric in config["tasks"][task]["metrics"]
+
+
+def uses_features(task):
+    return any(METRICS[m].kind == "set" for m in config["tasks"][task]["metrics"])
 
 
 def tradeoff_available(task):
@@ -124,95 +215,27 @@ def tradeoff_available(task):
 
 
 def lpips_weights():
-    net = config["metrics"].get("lpips", {}).get("net", "alex")
-    return f"data/weights/lpips_{net}.pt"
-
-
-# ---- the mini world's models (rules in world.smk)
-
-WORLD_MODELS = ("shape_cnn", "judge_clip", "cond_clip", "vae", "unet")
-# Models a model's training reads (the VAE's and UNet's final numbers use the shape CNN).
-WORLD_MODEL_INPUTS = {"vae": ("shape_cnn",), "unet": ("vae", "cond_clip", "shape_cnn")}
-WORLD = config.get("world", {})
-CHECKPOINTS = WORLD.get("checkpoints", "data/checkpoints")
-
-
-def _retrained():
-    """`--config retrain=true` retrains every model; `retrain=vae,unet` only those."""
-    value = str(config.get("retrain", False))
-    if value.lower() in ("true", "false"):
-        return set(WORLD_MODELS) if value.lower() == "true" else set()
-    return set(value.split(","))
-
-
-RETRAINED = _retrained()
-
-
-def world_model(name):
-    """The file a consumer of model ``name`` depends on; its folder holds the model."""
-    if name in RETRAINED:
-        return f"{RESULTS}/trained/{name}/manifest.json"
-    return f"{RESULTS}/checkpoints/{name}/verified.json"
-
-
-def world_model_dir(name):
-    return f"{RESULTS}/trained/{name}" if name in RETRAINED else f"{CHECKPOINTS}/{name}"
-
-
-def _training(name):
-    train = WORLD.get("train", {})
-    return {"seed": train.get("seed", 0), **train.get(name, {})}
-
-
-def _train_inputs(wc):
-    inputs = {"train_set": f"{RESULTS}/world/train_set.npz"}
-    for name in WORLD_MODEL_INPUTS.get(wc.model, ()):
-        inputs[name] = world_model(name)
-    if wc.model == "vae":
-        inputs["lpips_weights"] = "data/weights/lpips_alex.pt"  # the VAE's perceptual loss
-    return inputs
-
-
-def _validation_inputs(wc):
-    inputs = {name: world_model(name) for name in WORLD_MODELS}
-    inputs["lpips_weights"] = "data/weights/lpips_alex.pt"  # VAE reconstruction LPIPS
-    if "variation" in TASKS and "reference" in methods_for("variation"):
-        inputs["real_a"] = f"{RESULTS}/features/variation/methods/reference.inception.npz"
-        inputs["real_b"] = f"{RESULTS}/features/variation/reference_set.inception.npz"
-    return inputs
+    return f"data/weights/lpips_{config['metrics'].get('lpips', {}).get('net', 'alex')}.pt"
 
 
 # ---- evaluation inputs (rules in evaluate.smk)
 
 def _feature_params():
-    return {"device": config.get("device", "auto"), **config["metrics"].get("inception", {})}
+    return {"device": DEVICE, **config["metrics"].get("inception", {})}
 
 
 def _evaluate_inputs(wc):
     inputs = {
         "data": f"{RESULTS}/data/{wc.task}",
         "manifest": f"{RESULTS}/images/{wc.task}/{wc.method}/manifest.jsonl",
+        "models": metric_sources(),
     }
-    if metric_enabled(wc.task, "fid") or metric_enabled(wc.task, "kid"):
+    if uses_features(wc.task):
         inputs["features"] = f"{RESULTS}/features/{wc.task}/methods/{wc.method}.inception.npz"
-        inputs["reference_features"] = f"{RESULTS}/features/{wc.task}/reference_set.inception.npz"
+        inputs["real_features"] = f"{RESULTS}/features/{wc.task}/real_set.inception.npz"
     if metric_enabled(wc.task, "lpips"):
         inputs["lpips_weights"] = lpips_weights()
-    if metric_enabled(wc.task, "attributes") and "world" in config:
-        inputs["shape_cnn"] = world_model("shape_cnn")
-    if clip_backbone() == "mini-judge":
-        inputs["judge_clip"] = world_model("judge_clip")
     return inputs
-
-
-def clip_backbone():
-    return config["metrics"].get("clip", {}).get("backbone")
-
-
-def clip_backbone_spec():
-    """The backbone spec the metric engine loads; "mini-judge" is the mini world's judge CLIP."""
-    spec = clip_backbone()
-    return f"hf-clip:{world_model_dir('judge_clip')}" if spec == "mini-judge" else spec
 
 
 wildcard_constraints:

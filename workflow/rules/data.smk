@@ -1,11 +1,11 @@
-# Task data: conditions for the methods and a disjoint real reference set.
+# Task data: conditions for the methods and a disjoint real image set.
 
 
 rule build_task_data:
     output:
         directory(f"{RESULTS}/data/{{task}}"),
     params:
-        data=config["data"],
+        data=lambda wc: data_options(wc.task),
     log:
         f"{LOGS}/build_task_data/{{task}}.log",
     benchmark:

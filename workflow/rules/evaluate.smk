@@ -2,36 +2,34 @@
 # metrics read them instead of re-running Inception.
 
 
-rule reference_features:
+rule real_features:
     input:
-        f"{RESULTS}/data/{{task}}",
+        rules.build_task_data.output[0],
     output:
-        f"{RESULTS}/features/{{task}}/reference_set.inception.npz",
+        f"{RESULTS}/features/{{task}}/real_set.inception.npz",
     params:
-        images=lambda wc, input: f"{input[0]}/reference",
+        images=lambda wc, input: f"{input[0]}/real",
         options=_feature_params(),
-    threads: workflow.cores
     resources:
-        gpu=int(config.get("device") == "cuda"),
+        gpu=gpu(),
     log:
-        f"{LOGS}/features/{{task}}/reference_set.log",
+        f"{LOGS}/features/{{task}}/real_set.log",
     benchmark:
-        f"{BENCH}/features/{{task}}/reference_set.tsv"
+        f"{BENCH}/features/{{task}}/real_set.tsv"
     script:
         "../scripts/inception_features.py"
 
 
 rule method_features:
     input:
-        f"{RESULTS}/images/{{task}}/{{method}}/manifest.jsonl",
+        rules.merge_shards.output[0],
     output:
         f"{RESULTS}/features/{{task}}/methods/{{method}}.inception.npz",
     params:
         images=lambda wc, input: str(Path(input[0]).parent),
         options=_feature_params(),
-    threads: workflow.cores
     resources:
-        gpu=int(config.get("device") == "cuda"),
+        gpu=gpu(),
     log:
         f"{LOGS}/features/{{task}}/{{method}}.log",
     benchmark:
@@ -48,11 +46,10 @@ rule evaluate:
         per_item=f"{RESULTS}/metrics/{{task}}/{{method}}.items.csv",
     params:
         metrics=lambda wc: config["tasks"][wc.task]["metrics"],
-        options=config["metrics"],
-        clip_backbone=clip_backbone_spec(),
-        shape_cnn_dir=world_model_dir("shape_cnn") if "world" in config else None,
-        device=config.get("device", "auto"),
-    threads: workflow.cores
+        options=metric_options(),
+        device=DEVICE,
+    resources:
+        gpu=gpu(),
     log:
         f"{LOGS}/evaluate/{{task}}/{{method}}.log",
     benchmark:

@@ -1,4 +1,6 @@
-# Methods: prepare (download or train) once, then generate sharded image sets.
+# Methods: prepare once (record or download what they run on), then generate sharded image sets.
+# Batches are fixed groups of sorted item ids and shards take whole batches, so the shard count never
+# changes an image.
 
 
 rule prepare_method:
@@ -9,8 +11,6 @@ rule prepare_method:
     params:
         method_class=lambda wc: method_class(wc.method),
         params=lambda wc: method_params(wc.method),
-    resources:
-        gpu=lambda wc: uses_gpu(wc.method),
     log:
         f"{LOGS}/prepare_method/{{method}}.log",
     benchmark:
@@ -22,18 +22,19 @@ rule prepare_method:
 rule generate_shard:
     input:
         data=f"{RESULTS}/data/{{task}}",
-        prepared=f"{RESULTS}/models/{{method}}/prepared.json",
+        prepared=rules.prepare_method.output[0],
     output:
         directory(f"{RESULTS}/images/{{task}}/{{method}}/shard-{{shard}}"),
     params:
         suite=SUITE,
         method_class=lambda wc: method_class(wc.method),
         samples=lambda wc: samples_for(wc.task, wc.method),
+        batch_size=lambda wc: batch_size_for(wc.method),
         shards=lambda wc: shards_for(wc.task),
         params=lambda wc: method_params(wc.method),
-        device=config.get("device", "auto"),
+        device=DEVICE,
     resources:
-        gpu=lambda wc: uses_gpu(wc.method),
+        gpu=lambda wc: gpu(method_cls(wc.method).uses_gpu),
     log:
         f"{LOGS}/generate_shard/{{task}}/{{method}}/{{shard}}.log",
     benchmark:

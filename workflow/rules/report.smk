@@ -7,8 +7,8 @@ rule table:
         per_item=lambda wc: expand(f"{RESULTS}/metrics/{{{{task}}}}/{{method}}.items.csv", method=methods_for(wc.task)),
         features=lambda wc: (
             expand(f"{RESULTS}/features/{{{{task}}}}/methods/{{method}}.inception.npz", method=methods_for(wc.task))
-            + [f"{RESULTS}/features/{{task}}/reference_set.inception.npz"]
-            if metric_enabled(wc.task, "fid") or metric_enabled(wc.task, "kid")
+            + [f"{RESULTS}/features/{{task}}/real_set.inception.npz"]
+            if uses_features(wc.task)
             else []
         ),
         manifests=lambda wc: expand(f"{RESULTS}/images/{{{{task}}}}/{{method}}/manifest.jsonl", method=methods_for(wc.task)),
@@ -65,7 +65,7 @@ rule results_readme:
     params:
         suite=SUITE,
         tasks=TASKS,
-        world="world" in config,
+        world=bool(WORLD),
         sweeps=config.get("sweeps", {}),
     log:
         f"{LOGS}/results_readme.log",
@@ -76,7 +76,7 @@ rule results_readme:
 rule provenance:
     input:
         tables=expand(f"{RESULTS}/tables/{{task}}.csv", task=TASKS),
-        prepared=expand(f"{RESULTS}/models/{{method}}/prepared.json", method=list(config["methods"])),
+        prepared=expand(f"{RESULTS}/models/{{method}}/prepared.json", method=list(METHODS)),
     output:
         f"{RESULTS}/provenance.json",
     params:

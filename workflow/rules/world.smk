@@ -1,26 +1,14 @@
-# The mini world's trained models. By default the shipped checkpoints under
-# world.checkpoints are verified against their manifests; `--config retrain=true`
-# retrains every model through the train rules below (on a GPU), and
-# `--config retrain=vae,unet` retrains only the models named.
-
-rule verify_checkpoint:
-    input:
-        f"{CHECKPOINTS}/{{model}}/manifest.json",
-    output:
-        f"{RESULTS}/checkpoints/{{model}}/verified.json",
-    log:
-        f"{LOGS}/verify_checkpoint/{{model}}.log",
-    script:
-        "../scripts/verify_checkpoint.py"
+# The mini world: its training set, the assembled mini SD pipeline, its validation table, datasets.
+# Its models are artifacts (training.smk): world:<name> in a config.
 
 
 rule world_train_set:
     output:
         f"{RESULTS}/world/train_set.npz",
     params:
-        n=WORLD.get("train", {}).get("n_train", 200000),
-        seed=WORLD.get("train", {}).get("seed", 0),
-    threads: workflow.cores
+        n=WORLD.get("train_set", {}).get("n", 100000),
+        seed=WORLD.get("train_set", {}).get("seed", 0),
+    threads: 16  # capped at --cores
     log:
         f"{LOGS}/world_train_set.log",
     benchmark:
@@ -29,47 +17,29 @@ rule world_train_set:
         "../scripts/world_train_set.py"
 
 
-rule train_world_model:
-    input:
-        unpack(_train_inputs),
-    output:
-        f"{RESULTS}/trained/{{model}}/manifest.json",
-    params:
-        training=lambda wc: _training(wc.model),
-        architecture=lambda wc: WORLD.get("architecture", {}).get(wc.model, {}),
-        evaluation=WORLD.get("unet_evaluation", {}),
-        model_dirs={name: world_model_dir(name) for name in WORLD_MODELS},
-        device=config.get("device", "auto"),
-        config_sha256=config_hash(config),
-    threads: workflow.cores
-    resources:
-        gpu=1,
-    wildcard_constraints:
-        model="|".join(WORLD_MODELS),
-    log:
-        f"{LOGS}/train_world_model/{{model}}.log",
-    benchmark:
-        f"{BENCH}/train_world_model/{{model}}.tsv"
-    script:
-        "../scripts/train_world_model.py"
-
-
 rule assemble_mini_sd:
-    # The mini Stable Diffusion as a standard StableDiffusionPipeline folder (what `pretrained: mini-sd` names).
+    # The mini Stable Diffusion as a standard StableDiffusionPipeline folder (what `world:mini_sd` names).
     input:
-        vae=world_model("vae"),
-        unet=world_model("unet"),
-        cond_clip=world_model("cond_clip"),
+        [path for model in PIPELINES["mini_sd"] for path in SOURCES.artifact_inputs(model)],
     output:
         directory(f"{RESULTS}/pipelines/mini_sd"),
     params:
-        model_dirs={name: world_model_dir(name) for name in ("vae", "unet", "cond_clip")},
+        model_dirs={model: SOURCES.artifact_dir(model) for model in PIPELINES["mini_sd"]},
     log:
         f"{LOGS}/assemble_mini_sd.log",
     benchmark:
         f"{BENCH}/assemble_mini_sd.tsv"
     script:
         "../scripts/assemble_mini_sd.py"
+
+
+def _validation_inputs(wc):
+    inputs = {"models": [p for name in WORLD_ARTIFACTS for p in SOURCES.artifact_inputs(name)],
+              "lpips_weights": "data/weights/lpips_alex.pt"}  # VAE reconstruction LPIPS
+    if "variation" in TASKS and "oracle" in methods_for("variation"):
+        inputs["real_a"] = f"{RESULTS}/features/variation/methods/oracle.inception.npz"
+        inputs["real_b"] = f"{RESULTS}/features/variation/real_set.inception.npz"
+    return inputs
 
 
 rule world_validation:
@@ -80,12 +50,14 @@ rule world_validation:
                    category="Tables"),
         md=f"{RESULTS}/tables/world_validation.md",
     params:
-        model_dirs={name: world_model_dir(name) for name in WORLD_MODELS},
+        model_dirs={name: SOURCES.artifact_dir(name) for name in WORLD_ARTIFACTS},
         n=WORLD.get("validation", {}).get("n", 500),
         seed=WORLD.get("validation", {}).get("seed", 0),
         options=config["metrics"],
-        device=config.get("device", "auto"),
-    threads: workflow.cores
+        device=DEVICE,
+    threads: 1
+    resources:
+        gpu=gpu(),
     log:
         f"{LOGS}/world_validation.log",
     benchmark:

@@ -1,13 +1,13 @@
 import torch
 
-from ipbench.jobs import resolve_device, start_job
+from ipbench.jobs import check_device, start_job
 from metrics.fid import save_features
 from metrics.images import list_images
 from metrics.inception import INCEPTION, extract_features_with_report
 
 log = start_job(snakemake)
 options = dict(snakemake.params.options)
-device = resolve_device(options.pop("device", "auto"))
+device = check_device(options.pop("device"))
 torch.set_num_threads(snakemake.threads)
 folder = snakemake.params.images
 paths = list_images(folder)

@@ -1,8 +1,7 @@
 """results/<suite>/README.md: what each table and figure of this suite means."""
-from ipbench.evaluation import METRICS
 from ipbench.io import atomic_write_text
 from ipbench.jobs import start_job
-from ipbench.tasks import TASKS
+from ipbench.tasks import TASKS, value_infos
 
 log = start_job(snakemake)
 suite = snakemake.params.suite
@@ -22,7 +21,7 @@ for sweep, spec in snakemake.params.sweeps.items():
                  "of the task per value, with bootstrap 95% CIs (long form).")
 lines += ["", "## Metrics", ""]
 lines += [f"- **{info.label}** ({'higher' if info.higher_is_better else 'lower'} is better): {info.description}."
-          for info in METRICS.values()]
+          for info in value_infos().values()]
 lines += ["", "## Figures", "",
           "- `figures/<task>_grid.png`: condition image (tasks with an image prompt), then the first sample of "
           "each method.",

@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 
 from ipbench import tables
-from ipbench.evaluation import PER_ITEM_METRICS, SET_METRICS, groups_by_item, set_metric_fn
+from ipbench.evaluation import groups_by_item, set_value
+from ipbench.tasks import metric_registry
 from ipbench.io import atomic_write_text, read_jsonl
 from ipbench.jobs import start_job
 from metrics import stats
@@ -19,6 +20,7 @@ boot = options.get("bootstrap", {})
 records = [json.loads(Path(p).read_text()) for p in snakemake.input.metrics]
 per_item = {m: pd.read_csv(p).set_index("item_id") for m, p in zip(methods, snakemake.input.per_item)}
 tests = {}
+set_metrics = {name for name, m in metric_registry().items() if m.kind == 'set'}
 
 if baseline in methods:
     features = {}
@@ -34,17 +36,17 @@ if baseline in methods:
         if method == baseline:
             continue
         for metric in record["metrics"]:
-            if metric in PER_ITEM_METRICS:
+            if metric not in set_metrics:
                 # Items where either method has no value (e.g. no object found) cannot be paired.
                 joined = pd.merge(per_item[method][[metric]], per_item[baseline][[metric]], left_index=True,
                                   right_index=True, suffixes=("", "_base")).dropna()
                 if len(joined) >= 2:
                     tests[(method, metric)] = stats.paired_test(joined[metric].to_numpy(),
                                                                 joined[f"{metric}_base"].to_numpy())
-            elif metric in SET_METRICS and features:
+            elif features:
                 shared = sorted(features[method].keys() & features[baseline].keys())
                 tests[(method, metric)] = stats.paired_bootstrap_set(
-                    set_metric_fn(metric, options, fast=True),
+                    set_value(metric, options, fast=True),
                     [features[method][i] for i in shared], [features[baseline][i] for i in shared], reference,
                     n_boot=boot.get("set_resamples", 200), seed=boot.get("seed", 0))
             log.info("%s vs %s on %s: %s", method, baseline, metric, tests.get((method, metric)))

@@ -3,7 +3,7 @@ import pandas as pd
 import torch
 
 from ipbench.io import atomic_write_text
-from ipbench.jobs import resolve_device, start_job
+from ipbench.jobs import check_device, start_job
 from ipbench.world.analyze import CORRUPTIONS, validate
 from ipbench.world.clip_train import evaluate_clip
 from ipbench.world.mini_sd import evaluate_vae
@@ -12,7 +12,7 @@ from metrics.fid import fid_from_features, kid_from_features, load_features
 
 log = start_job(snakemake)
 torch.set_num_threads(snakemake.threads)
-device = resolve_device(snakemake.params.device)
+device = check_device(snakemake.params.device)
 n, seed = snakemake.params.n, snakemake.params.seed
 dirs = snakemake.params.model_dirs
 rows = []

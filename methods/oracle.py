@@ -1,4 +1,4 @@
-"""Real images: the upper-bound row of every table.
+"""The oracle: the upper-bound row of every table.
 
 Where the task data knows the exact scene an item asks for (the mini world),
 this is an oracle render of it; otherwise it is the item's real image prompt.
@@ -17,9 +17,10 @@ from metrics.images import load_rgb
 
 
 @register_method
-class Reference(Method):
-    name = "reference"
+class Oracle(Method):
+    name = "oracle"
     tasks = ("variation", "subject", "text2image")
+    batch_size = 64
 
     def generate(self, requests: list[Request], data_dir: Path) -> list[np.ndarray]:
         truth = {item["id"]: item.get("truth", {}) for item in read_jsonl(Path(data_dir) / "items.jsonl")}

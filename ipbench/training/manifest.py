@@ -1,0 +1,83 @@
+"""The record that ships with every trained artifact, and its check before use.
+
+``manifest.json`` holds the sha256 of every file, the rule, the artifact's
+settings and seed, the hashes of its inputs, the config hash, the commit, the
+device, packages, time and final numbers; ``training.json`` the whole training
+record with its history, and ``training_curves.png`` the history as a figure.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ipbench import provenance
+from ipbench.io import atomic_write_json, atomic_write_text
+from metrics.weights import WeightsError, sha256_file
+
+MANIFEST = "manifest.json"
+CURVES = "training_curves.png"
+
+
+def _input_hashes(inputs: dict[str, str]) -> dict:
+    """sha256 of each input file; a folder is named by its manifest (a model) or listed file by file."""
+    hashes = {}
+    for role, value in inputs.items():
+        path = Path(value)
+        if path.is_file():
+            hashes[role] = {"file": str(path), "sha256": sha256_file(path)}
+        elif (path / MANIFEST).is_file():
+            hashes[role] = {"file": str(path / MANIFEST), "sha256": sha256_file(path / MANIFEST)}
+        elif path.is_dir():
+            hashes[role] = {"folder": str(path), "files": {str(p.relative_to(path)): sha256_file(p)
+                                                           for p in sorted(path.rglob("*")) if p.is_file()}}
+    return hashes
+
+
+def write_manifest(out_dir: Path, name: str, record: dict, *, inputs: dict[str, str], settings: dict,
+                   config_sha256: str, seconds: float, repo: Path, subject: str | None = None,
+                   rule: str = "train_artifact") -> dict:
+    """Write training.json, the curves figure and, last, manifest.json (its presence means complete)."""
+    from ipbench.training.curves import plot_history
+
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "training.json", json.dumps(record, indent=1, default=float) + "\n")
+    plot_history(record.get("history", []), out_dir / CURVES, title=name + (f" ({subject})" if subject else ""))
+    files = {str(p.relative_to(out_dir)): sha256_file(p) for p in sorted(out_dir.rglob("*"))
+             if p.is_file() and p.name != MANIFEST}
+    manifest = {
+        "artifact": name,
+        "subject": subject,
+        "files": files,
+        "rule": rule,
+        "settings": settings,
+        "seed": settings.get("seed"),
+        "inputs": _input_hashes(inputs),
+        "config_sha256": config_sha256,
+        "git": provenance.git_state(repo),
+        "device": provenance.device_info(),
+        "packages": provenance.package_versions(),
+        "train_seconds": round(seconds, 1),
+        "training_result": {k: v for k, v in record.items() if k not in ("history", "validation")},
+        "validation": record.get("validation", {}),
+        "curves": CURVES,
+    }
+    atomic_write_json(out_dir / MANIFEST, json.loads(json.dumps(manifest, default=float)))
+    return manifest
+
+
+def verify(folder: Path, retrain_hint: str) -> dict:
+    """Check every file ``folder/manifest.json`` lists; an error names the file and how to fix it."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise WeightsError(f"{manifest_path}: missing; {retrain_hint}")
+    manifest = json.loads(manifest_path.read_text())
+    for name, expected in sorted(manifest["files"].items()):
+        path = folder / name
+        fix = f"restore it with `git checkout -- {path}`, or {retrain_hint}"
+        if not path.is_file():
+            raise WeightsError(f"{path}: missing checkpoint file listed in {manifest_path}; {fix}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise WeightsError(f"{path}: sha256 {actual} does not match {expected} in {manifest_path}; {fix}")
+    return manifest
