@@ -80,6 +80,24 @@ def requests_for(suite: str, task: str, items: list[dict], samples: int) -> list
     ]
 
 
+def generate_shard(method, items: list[dict], *, suite: str, task: str, samples: int, batch_size: int, shard: int,
+                   n_shards: int, data_dir: Path, on_batch=None) -> tuple[list[Request], list[np.ndarray]]:
+    """Requests and images of one shard: the method sees one planned batch at a time."""
+    group_by = getattr(method, "group_by", None)
+    requests, images = [], []
+    for batch in shard_batches(plan_batches(items, batch_size, group_by), shard, n_shards, group_by):
+        batch_requests = requests_for(suite, task, batch, samples)
+        batch_images = method.generate(batch_requests, data_dir)
+        if len(batch_images) != len(batch_requests):
+            raise ValueError(f"method {getattr(method, 'name', method)!r} returned {len(batch_images)} images for "
+                             f"{len(batch_requests)} requests")
+        requests += batch_requests
+        images += batch_images
+        if on_batch:
+            on_batch(len(batch))
+    return requests, images
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """Encode uint8 HxWx3 as PNG with fixed settings and no metadata, so bytes are reproducible."""
     image = np.asarray(image)

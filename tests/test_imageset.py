@@ -5,7 +5,9 @@ import pytest
 from PIL import Image
 
 from ipbench import datasets
-from ipbench.imageset import check_item_id, merge_manifests, png_bytes, requests_for, shard_of, write_shard
+from ipbench.imageset import (
+    check_item_id, generate_shard, merge_manifests, plan_batches, png_bytes, requests_for, shard_batches, write_shard,
+)
 from ipbench.io import read_jsonl
 from ipbench.seeds import item_seed
 from methods import get_method
@@ -41,20 +43,62 @@ def test_png_bytes_are_reproducible_and_lossless():
         png_bytes(image.astype(np.float32))
 
 
-def _generate(tmp, data_dir, items, n_shards, method):
+def _generate(tmp, data_dir, items, n_shards, method, batch_size=2):
     set_dir = tmp / f"shards{n_shards}"
     shard_dirs = []
     for shard in range(n_shards):
-        requests = requests_for("smoke", "variation", shard_of(items, shard, n_shards), samples=2)
+        requests, images = generate_shard(method, items, suite="smoke", task="variation", samples=2,
+                                          batch_size=batch_size, shard=shard, n_shards=n_shards, data_dir=data_dir)
         name = f"shard-{shard:03d}"
-        write_shard(set_dir / name, name, requests, method.generate(requests, data_dir))
+        write_shard(set_dir / name, name, requests, images)
         shard_dirs.append(set_dir / name)
     return merge_manifests(shard_dirs, set_dir / "manifest.jsonl")
 
 
+def _items(ids, subjects=None):
+    return [{"id": i, "condition": {} if subjects is None else {"subject": s}} for i, s in zip(ids, subjects or ids)]
+
+
+def test_batches_are_fixed_groups_of_sorted_ids():
+    items = _items(["e", "a", "d", "b", "c"])
+    batches = [[item["id"] for item in batch] for batch in plan_batches(items, 2)]
+    assert batches == [["a", "b"], ["c", "d"], ["e"]]
+    # a shard takes whole batches; the batches are the same whatever the shard count
+    for n_shards in (1, 2, 3):
+        dealt = [[[i["id"] for i in b] for b in shard_batches(plan_batches(items, 2), k, n_shards)]
+                 for k in range(n_shards)]
+        assert sorted(b for shard in dealt for b in shard) == sorted(batches)
+    with pytest.raises(ValueError, match="shard 3 out of range"):
+        shard_batches(plan_batches(items, 2), 3, 3)
+
+
+def test_grouped_batches_never_mix_groups_and_shards_take_whole_groups():
+    items = _items(["s0-a", "s0-b", "s0-c", "s1-a", "s2-a", "s2-b"], ["s0", "s0", "s0", "s1", "s2", "s2"])
+    batches = plan_batches(items, 2, group_by="subject")
+    assert [[i["id"] for i in b] for b in batches] == [["s0-a", "s0-b"], ["s0-c"], ["s1-a"], ["s2-a", "s2-b"]]
+    for n_shards in (1, 2, 3):
+        owners = {}
+        for shard in range(n_shards):
+            for batch in shard_batches(batches, shard, n_shards, group_by="subject"):
+                owners.setdefault(batch[0]["condition"]["subject"], set()).add(shard)
+        assert all(len(shards) == 1 for shards in owners.values()) and len(owners) == 3
+
+
+def test_a_method_that_returns_too_few_images_names_itself(tmp_path):
+    class Short:
+        name = "short"
+
+        def generate(self, requests, data_dir):
+            return [np.zeros((4, 4, 3), np.uint8)] * (len(requests) - 1)
+
+    with pytest.raises(ValueError, match="'short' returned 3 images for 4 requests"):
+        generate_shard(Short(), _items(["a", "b"]), suite="s", task="t", samples=2, batch_size=2, shard=0,
+                       n_shards=1, data_dir=tmp_path)
+
+
 def test_images_do_not_depend_on_shard_count(tmp_path):
     data_dir = tmp_path / "data"
-    datasets.build("skimage_photos", "variation", data_dir, n_items=5, n_reference=2, image_size=32, seed=0)
+    datasets.build("skimage_photos", "variation", data_dir, n_items=5, n_real=2, image_size=32, seed=0)
     items = read_jsonl(data_dir / "items.jsonl")
     method = get_method("augment")(tmp_path, {}, "cpu")
     one = _generate(tmp_path, data_dir, items, 1, method)
@@ -68,7 +112,7 @@ def test_images_do_not_depend_on_shard_count(tmp_path):
 
 def test_merge_detects_a_tampered_image(tmp_path):
     data_dir = tmp_path / "data"
-    datasets.build("skimage_photos", "variation", data_dir, n_items=2, n_reference=2, image_size=32, seed=0)
+    datasets.build("skimage_photos", "variation", data_dir, n_items=2, n_real=2, image_size=32, seed=0)
     rows = _generate(tmp_path, data_dir, read_jsonl(data_dir / "items.jsonl"), 1, get_method("augment")(tmp_path))
     victim = tmp_path / "shards1" / rows[0]["path"]
     victim.write_bytes(png_bytes(np.zeros((32, 32, 3), np.uint8)))
@@ -85,7 +129,7 @@ def test_failed_shard_leaves_nothing_behind(tmp_path):
 
 def test_photo_dataset_is_deterministic_and_records_conversion(tmp_path):
     for name in ("a", "b"):
-        datasets.build("skimage_photos", "variation", tmp_path / name, n_items=3, n_reference=3, image_size=24, seed=1)
+        datasets.build("skimage_photos", "variation", tmp_path / name, n_items=3, n_real=3, image_size=24, seed=1)
     digest = lambda d: sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in d.rglob("*.png"))  # noqa: E731
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     modes = {row["condition"]["source_mode"] for row in read_jsonl(tmp_path / "a" / "items.jsonl")}
@@ -93,5 +137,5 @@ def test_photo_dataset_is_deterministic_and_records_conversion(tmp_path):
     with pytest.raises(ValueError, match="data.source"):
         datasets.build("coco", "variation", tmp_path / "c")
     with pytest.raises(ValueError, match="data.n_subjects"):
-        datasets.build("skimage_photos", "variation", tmp_path / "d", n_items=2, n_reference=2, n_subjects=3)
+        datasets.build("skimage_photos", "variation", tmp_path / "d", n_items=2, n_real=2, n_subjects=3)
 

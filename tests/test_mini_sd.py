@@ -4,7 +4,6 @@ Random tiny weights throughout: outputs mean nothing, only shapes, loading and d
 """
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -147,7 +146,7 @@ def test_train_vae_smoke(renders, tmp_path):
     assert record["stopped_at_step"] == 2
     assert len(record["history"]) == 2 and np.isfinite([h["loss"] for h in record["history"]]).all()
     assert _stored_dtypes(tmp_path / "vae") == {torch.float16}  # half the bytes in the repo
-    vae = AutoencoderKL.from_pretrained(tmp_path / "vae", torch_dtype=torch.float32)
+    vae = AutoencoderKL.from_pretrained(tmp_path / "vae", dtype=torch.float32)
     assert vae.config.scaling_factor == pytest.approx(record["scaling_factor"])
     # Independent check of the stored factor: sampled latents of the same images, scaled, have unit std
     # (loose: the stored weights are the float16 rounding of the ones it was measured with).
@@ -157,10 +156,25 @@ def test_train_vae_smoke(renders, tmp_path):
     assert float(latents.std()) * vae.config.scaling_factor == pytest.approx(1.0, abs=0.05)
 
 
-def test_time_limit_stops_early_and_still_saves(renders, tmp_path):
+class FakeClock:
+    """perf_counter that advances one second per call: a time limit bites after a fixed number of steps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_time_limit_stops_early_and_still_saves(renders, tmp_path, monkeypatch):
+    from ipbench.training import loop
+
+    monkeypatch.setattr(loop, "time", FakeClock())
     record = train_vae(tmp_path / "vae", renders, steps=10_000, batch_size=4, seed=0, device="cpu",
-                       config=TINY_VAE, time_limit_s=0.5, log_every=1)
-    assert 0 < record["stopped_at_step"] < 10_000
+                       config=TINY_VAE, time_limit_s=8, log_every=1)
+    # Each step reads the clock twice (finished, set_lr): the 8 s limit ends the run after 4 steps.
+    assert record["stopped_at_step"] == 4
     assert (tmp_path / "vae" / "config.json").exists()
     # The schedule runs on elapsed time too: the last steps' learning rate has decayed well below the peak.
     assert record["history"][-1]["lr"] < 0.5 * max(h["lr"] for h in record["history"])
@@ -175,9 +189,9 @@ def test_train_unet_smoke(renders, tiny_clip, tmp_path):
                         device="cpu", config=tiny_unet_config(), log_every=1)
     assert record["stopped_at_step"] == 2
     assert len(record["history"]) == 2 and np.isfinite([h["loss"] for h in record["history"]]).all()
-    unet = UNet2DConditionModel.from_pretrained(tmp_path / "unet", torch_dtype=torch.float32)
+    unet = UNet2DConditionModel.from_pretrained(tmp_path / "unet", dtype=torch.float32)
     assert unet.config.cross_attention_dim == TINY_CLIP_WIDTH
-    assert json.loads((tmp_path / "unet" / "training.json").read_text())["n_images"] == len(renders["images"])
+    assert record["n_images"] == len(renders["images"])
 
 
 def test_caption_tokens_match_the_pipeline_padding(tiny_clip):

@@ -12,7 +12,7 @@ def test_listing_methods_imports_no_torch():
     code = "import sys, methods; found = methods.available_methods(); print(sorted(found)); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     names, torch_loaded = out.strip().splitlines()
-    assert "reference" in names and "augment" in names
+    assert "oracle" in names and "augment" in names
     assert torch_loaded == "False"
 
 
@@ -33,7 +33,7 @@ def test_register_method_rejects_bad_classes():
         methods.register_method(Nameless)
 
     class Clash(Method):
-        name = "reference"
+        name = "oracle"
         tasks = ("variation",)
 
     with pytest.raises(ValueError, match="registered twice"):
@@ -60,6 +60,16 @@ def test_unknown_method_fails_before_any_job(tmp_path):
         (lambda c: c["sweeps"]["cfg"].update(method="sd_txt"), "sweeps.cfg.method"),
         (lambda c: c["sweeps"]["cfg"].update(task="edit"), "sweeps.cfg.task"),
         (lambda c: c.update(retrain="vae,no_such_model"), "retrain"),
+        (lambda c: c["methods"]["sd_text"]["params"].update(guidance=3), "methods.sd_text.params.guidance"),
+        (lambda c: c["methods"]["sd_text"]["params"].update(guidance_scale="high"),
+         "methods.sd_text.params.guidance_scale: expected a number"),
+        (lambda c: c["methods"]["sd_text"]["params"].update(pretrained="trained:no_such_adapter"),
+         "methods.sd_text.params.pretrained: trained:no_such_adapter names no artifact that a rule makes"),
+        (lambda c: c["methods"]["sd_text"]["params"].update(pretrained="world:no_such_model"),
+         "methods.sd_text.params.pretrained: world:no_such_model"),
+        (lambda c: c["methods"].update(fast={"method": "sd_fast"}), "methods.fast.method"),
+        (lambda c: c.update(training={"vae": {"stepz": 3}}), "training.vae.stepz"),
+        (lambda c: c["metrics"]["clip"].update(backbone="hf-clip:world:nothing"), "metrics.clip.backbone"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, edit, key):
@@ -89,6 +99,24 @@ def test_retrain_list_retrains_only_the_models_named(tmp_path):
     assert "results/smoke/trained/unet/manifest.json" in jobs
     assert "results/smoke/checkpoints/vae/verified.json" in jobs  # the UNet trains on the shipped VAE
     assert "trained/vae" not in jobs and "trained/cond_clip" not in jobs
+
+
+def test_configured_variants_run_one_class_under_several_names(tmp_path):
+    copy_code(tmp_path)
+    config = smoke_config()
+    config["methods"]["sd_text_cfg9"] = {"method": "sd_text", "tasks": ["text2image"],
+                                         "params": {**config["methods"]["sd_text"]["params"], "guidance_scale": 9.0}}
+    result = snakemake(tmp_path, "-n", "results/smoke/tables/text2image.csv", configfile=write_config(tmp_path, config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "results/smoke/images/text2image/sd_text_cfg9/manifest.jsonl" in result.stdout
+
+
+def test_default_suite_trains_nothing(tmp_path):
+    """The shipped checkpoints cover every artifact the default suite uses: a run only verifies them."""
+    copy_code(tmp_path)
+    result = snakemake(tmp_path, "-n", configfile=tmp_path / "config" / "config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train_artifact" not in result.stdout and "verify_artifact" in result.stdout
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "photos.yaml", "smoke.yaml"])

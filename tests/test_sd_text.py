@@ -34,7 +34,7 @@ def method(pipeline_dir, tmp_path_factory):
     from methods.sd_text import SDText
 
     # Two steps keep the test fast; guidance > 1 so the unconditional branch runs too.
-    params = {"pretrained": str(pipeline_dir), "num_inference_steps": 2, "batch_size": 4}
+    params = {"pretrained": str(pipeline_dir), "num_inference_steps": 2}
     return SDText(tmp_path_factory.mktemp("prepared"), params, "cpu")
 
 
@@ -67,7 +67,7 @@ def test_text2image_takes_only_metrics_without_an_image_prompt():
 def test_mini_world_text2image_items_are_captions_of_fresh_scenes(tmp_path):
     from ipbench.world.render import ATTRIBUTES, Scene, caption
 
-    datasets.build("mini_world", "text2image", tmp_path / "t2i", n_items=6, n_reference=3, seed=0)
+    datasets.build("mini_world", "text2image", tmp_path / "t2i", n_items=6, n_real=3, seed=0)
     items = read_jsonl(tmp_path / "t2i" / "items.jsonl")
     assert len(items) == 6 and len({item["id"] for item in items}) == 6
     for item in items:
@@ -77,15 +77,15 @@ def test_mini_world_text2image_items_are_captions_of_fresh_scenes(tmp_path):
         expected = {name: getattr(scene, name) for name in ATTRIBUTES if getattr(scene, name) is not None}
         assert item["truth"]["attributes"] == expected
     assert list((tmp_path / "t2i" / "conditions").iterdir()) == []
-    reference = read_jsonl(tmp_path / "t2i" / "reference" / "manifest.jsonl")
-    assert len(reference) == 3
-    assert all((tmp_path / "t2i" / "reference" / row["path"]).is_file() for row in reference)
+    real = read_jsonl(tmp_path / "t2i" / "real" / "manifest.jsonl")
+    assert len(real) == 3
+    assert all((tmp_path / "t2i" / "real" / row["path"]).is_file() for row in real)
 
-    # The scenes are neither the variation items' nor the reference set's (same seed).
-    datasets.build("mini_world", "variation", tmp_path / "var", n_items=6, n_reference=3, seed=0)
+    # The scenes are neither the variation items' nor the real set's (same seed).
+    datasets.build("mini_world", "variation", tmp_path / "var", n_items=6, n_real=3, seed=0)
     scenes = lambda rows: {repr(sorted(row["truth"]["scene"].items())) for row in rows}  # noqa: E731
     assert not scenes(items) & scenes(read_jsonl(tmp_path / "var" / "items.jsonl"))
-    assert not {item["condition"]["prompt"] for item in items} & {row["caption"] for row in reference}
+    assert not {item["condition"]["prompt"] for item in items} & {row["caption"] for row in real}
 
 
 # The evaluate job's script, run outside Snakemake with a stand-in for its `snakemake` object.
@@ -99,7 +99,7 @@ class Named(dict):
 spec = json.loads(sys.argv[1])
 snakemake = SimpleNamespace(input=Named(spec["input"]), output=Named(spec["output"]), log=[spec["log"]],
                             params=Named(spec["params"]), wildcards=Named(spec["wildcards"]), threads=1,
-                            rule="evaluate")
+                            rule="evaluate", resources={})
 runpy.run_path(spec["script"], init_globals={"snakemake": snakemake}, run_name="__main__")
 """
 
@@ -112,8 +112,8 @@ def run_evaluate(tmp_path, data_dir, manifest, metrics, clip_dir):
             "log": str(tmp_path / "evaluate.log"),
             "input": {"data": str(data_dir), "manifest": str(manifest)},
             "output": {"metrics": str(out / "oracle.json"), "per_item": str(out / "oracle.items.csv")},
-            "params": {"metrics": metrics, "options": {"bootstrap": {"resamples": 50}},
-                       "clip_backbone": f"hf-clip:{clip_dir}", "shape_cnn_dir": None, "device": "cpu"},
+            "params": {"metrics": metrics, "device": "cpu",
+                       "options": {"bootstrap": {"resamples": 50}, "clip": {"backbone": f"hf-clip:{clip_dir}"}}},
             "wildcards": {"task": "text2image", "method": "oracle"}}
     result = subprocess.run([sys.executable, "-c", EVALUATE_DRIVER, json.dumps(spec)], cwd=REPO,
                             capture_output=True, text=True)
@@ -129,7 +129,7 @@ def test_evaluate_scores_an_image_less_task(tmp_path):
     from ipbench.world.render import Scene, render
 
     data_dir = tmp_path / "data"
-    datasets.build("mini_world", "text2image", data_dir, n_items=4, n_reference=2, seed=0)
+    datasets.build("mini_world", "text2image", data_dir, n_items=4, n_real=2, seed=0)
     items = read_jsonl(data_dir / "items.jsonl")
     truth = {item["id"]: Scene.from_dict(item["truth"]["scene"]) for item in items}
     requests = requests_for("test", "text2image", items, samples=2)
@@ -162,17 +162,19 @@ def test_params_are_checked_and_name_their_key(pipeline_dir, tmp_path):
 
     with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.guidance\b"):
         SDText(tmp_path, {"pretrained": str(pipeline_dir), "guidance": 3.0})
-    with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.steps\b"):
-        SDText.prepare(tmp_path, {"pretrained": str(pipeline_dir), "steps": 3})
-    with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.pretrained"):
+    with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.pretrained: required"):
         SDText(tmp_path, {})
     with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.scheduler"):
         SDText(tmp_path, {"pretrained": str(pipeline_dir), "scheduler": "euler"})
+    with pytest.raises(ValueError, match=r"methods\.cfg_high\.params\.guidance_scale: expected a number"):
+        SDText(tmp_path, {"pretrained": str(pipeline_dir), "guidance_scale": "high"}, key="methods.cfg_high.params")
+    with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.num_inference_steps: 0 is below"):
+        SDText(tmp_path, {"pretrained": str(pipeline_dir), "num_inference_steps": 0})
     with pytest.raises(ValueError, match=r"methods\.sd_text\.params\.pretrained"):
-        SDText.prepare(tmp_path, {"pretrained": str(tmp_path / "missing" / "pipe")})
+        SDText.prepare(tmp_path, SDText.check({"pretrained": str(tmp_path / "missing" / "pipe")}))
     defaults = SDText(tmp_path, {"pretrained": str(pipeline_dir)}).settings
     assert defaults == {"pretrained": str(pipeline_dir), "num_inference_steps": 20, "guidance_scale": 7.5,
-                        "scheduler": "ddim", "batch_size": 16, "negative_prompt": ""}
+                        "scheduler": "ddim", "negative_prompt": ""}
 
 
 def test_prepare_records_the_folder_and_weight_hashes(pipeline_dir, tmp_path):
@@ -180,7 +182,7 @@ def test_prepare_records_the_folder_and_weight_hashes(pipeline_dir, tmp_path):
 
     out = tmp_path / "prepared"
     out.mkdir()
-    facts = SDText.prepare(out, {"pretrained": str(pipeline_dir)})
+    facts = SDText.prepare(out, SDText.check({"pretrained": str(pipeline_dir)}))
     assert facts["source"] == "local" and facts["path"] == str(pipeline_dir.resolve())
     assert facts["pipeline_class"] == "StableDiffusionPipeline"
     assert facts["components"]["unet"] == ["diffusers", "UNet2DConditionModel"]
@@ -194,33 +196,58 @@ def test_prepare_records_the_folder_and_weight_hashes(pipeline_dir, tmp_path):
 
 
 def test_generate_is_seeded_per_request(method, tmp_path):
-    images = method.generate([request("a", 1), request("b", 1), request("c", 2)], tmp_path)
-    assert len(images) == 3
+    images = method.generate([request("a", 1), request("c", 2)], tmp_path)
+    assert len(images) == 2
     for image in images:
         assert image.dtype == np.uint8 and image.shape == (64, 64, 3)
-    assert np.array_equal(images[0], images[1])  # same seed and prompt, other item id
-    assert not np.array_equal(images[0], images[2])
+    # Same seed and prompt, another item id, in a call of its own: the same image.
+    assert np.array_equal(method.generate([request("b", 1)], tmp_path)[0], method.generate([request("a", 1)], tmp_path)[0])
+    assert not np.array_equal(images[0], images[1])
     assert images[0].std() > 0
 
 
-def test_an_image_does_not_depend_on_its_batch(method, pipeline_dir, tmp_path, monkeypatch):
+def _shard_set(method, items, n_shards, batch_size, data_dir):
+    from ipbench.imageset import generate_shard, png_bytes
+
+    hashes = {}
+    for shard in range(n_shards):
+        requests, images = generate_shard(method, items, suite="test", task="text2image", samples=1,
+                                          batch_size=batch_size, shard=shard, n_shards=n_shards, data_dir=data_dir)
+        hashes.update({r.item_id: hashlib.sha256(png_bytes(image)).hexdigest() for r, image in zip(requests, images)})
+    return hashes
+
+
+def test_batched_images_do_not_depend_on_the_shard_count(method, tmp_path):
+    """Batches are fixed groups of sorted item ids, so 1 and 3 shards run the same batches: same bytes."""
+    items = [{"id": f"c{k}", "condition": {"prompt": prompt}}
+             for k, prompt in enumerate(["a b", "blue star", "x y z", "a", "b c", "d"])]
+    one = _shard_set(method, items, 1, 2, tmp_path)
+    three = _shard_set(method, items, 3, 2, tmp_path)
+    assert one == three and len(set(one.values())) == 6
+
+
+def test_an_image_of_a_batch_of_one_is_the_image_alone(method, tmp_path, monkeypatch):
+    """With batch_size 1 every image is a function of its request alone, as on any shard or machine."""
     from methods.sd_text import SDText
 
     target = request("target", 7, "a green heart")
-    others = [request(f"o{k}", 100 + k, prompt) for k, prompt in enumerate(["a b", "blue star", "x y z"])]
-    batched = method.generate(others[:2] + [target] + others[2:], tmp_path)[2]
-    # A fresh instance, as another shard would have.
-    alone = SDText(tmp_path, method.params, "cpu").generate([target], tmp_path)[0]
-    assert np.array_equal(batched, alone)
-
-    # On CPU the pipeline is called with one prompt at a time (batched CPU kernels change the low bits).
-    pipe = method._pipeline()
+    items = [{"id": "target", "condition": {"prompt": "a green heart"}},
+             {"id": "other", "condition": {"prompt": "blue star"}}]
+    fresh = SDText(tmp_path, method.settings, "cpu")
+    pipe = fresh.pipeline()
     sizes = []
     original = type(pipe).__call__
     monkeypatch.setattr(type(pipe), "__call__", lambda self, prompt, **kw: sizes.append(len(prompt))
                         or original(self, prompt, **kw))
-    method.generate(others, tmp_path)
-    assert sizes == [1, 1, 1]
+    hashes = _shard_set(fresh, items, 1, 1, tmp_path)
+    assert sizes == [1, 1]  # one request per pipeline call
+    from ipbench.imageset import png_bytes
+    from ipbench.seeds import item_seed
+
+    alone = SDText(tmp_path, method.settings, "cpu").generate(
+        [request("target", item_seed("test", "text2image", "target", 0), "a green heart")], tmp_path)[0]
+    assert hashes["target"] == hashlib.sha256(png_bytes(alone)).hexdigest()
+    assert target.seed == 7  # the helper's own request is untouched
 
 
 def test_unknown_words_and_truncation_are_warned_about(method, tmp_path, caplog):

@@ -34,16 +34,16 @@ def test_outputs_exist(run):
                  "tables/text2image.md", "figures/text2image_grid.png", "tables/sweep_cfg.csv",
                  "figures/sweep_cfg.png"):
         assert (results / name).stat().st_size > 0, name
-    assert (results / "features" / "variation" / "reference_set.inception.npz").exists()
+    assert (results / "features" / "variation" / "real_set.inception.npz").exists()
     # one log per job
     assert len(list((results / "logs").rglob("*.log"))) >= 10
 
 
 def test_table_values(run):
     table = _table(run).set_index(["method", "metric"])
-    assert set(table.index.get_level_values("method")) == {"reference", "augment"}
-    # the real images are their own prompts
-    assert table.loc[("reference", "lpips"), "value"] == 0.0
+    assert set(table.index.get_level_values("method")) == {"oracle", "augment"}
+    # the oracle renders the prompt's own scene
+    assert table.loc[("oracle", "lpips"), "value"] == 0.0
     assert table.loc[("augment", "lpips"), "value"] > 0.01
     for metric in ("fid", "kid", "lpips"):
         row = table.loc[("augment", metric)]
@@ -57,16 +57,16 @@ def test_table_values(run):
 def test_oracle_rows_are_perfect_and_augment_is_not(run):
     for task in ("variation", "subject"):
         table = pd.read_csv(run / RESULTS / "tables" / f"{task}.csv").set_index(["method", "metric"])
-        assert table.loc[("reference", "all_correct"), "value"] == 1.0
-        assert table.loc[("reference", "subject_iou"), "value"] > 0.9
+        assert table.loc[("oracle", "all_correct"), "value"] == 1.0
+        assert table.loc[("oracle", "subject_iou"), "value"] > 0.9
         assert table.loc[("augment", "all_correct"), "value"] < 1.0
-        assert "judge_clip" in table.loc[("reference", "clip_t"), "backbone"]
+        assert "judge_clip" in table.loc[("oracle", "clip_t"), "backbone"]
 
 
 def test_text2image_rows_and_cfg_sweep(run):
     table = pd.read_csv(run / RESULTS / "tables" / "text2image.csv").set_index(["method", "metric"])
-    assert set(table.index.get_level_values("method")) == {"reference", "sd_text"}
-    assert table.loc[("reference", "all_correct"), "value"] == 1.0  # oracle renders of the captions
+    assert set(table.index.get_level_values("method")) == {"oracle", "sd_text"}
+    assert table.loc[("oracle", "all_correct"), "value"] == 1.0  # oracle renders of the captions
     for metric in ("fid", "kid", "clip_t", "acc_colour", "all_correct"):
         assert ("sd_text", metric) in table.index
     sweep = pd.read_csv(run / RESULTS / "tables" / "sweep_cfg.csv")
@@ -110,7 +110,7 @@ def test_corrupted_checkpoint_stops_the_run_naming_the_file(tmp_path):
     result = snakemake(tmp_path, "results/smoke/checkpoints/shape_cnn/verified.json",
                        configfile=tmp_path / "config" / "smoke.yaml")
     assert result.returncode != 0
-    log = (tmp_path / RESULTS / "logs" / "verify_checkpoint" / "shape_cnn.log").read_text()
+    log = (tmp_path / RESULTS / "logs" / "verify_artifact" / "shape_cnn.log").read_text()
     assert "data/checkpoints/shape_cnn/model.safetensors" in log and "retrain=shape_cnn" in log
     assert not (tmp_path / RESULTS / "checkpoints" / "shape_cnn" / "verified.json").exists()
 
@@ -120,15 +120,15 @@ def test_missing_unet_weights_stop_the_run_naming_the_file(tmp_path):
     (tmp_path / "data" / "checkpoints" / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     result = snakemake(tmp_path, "results/smoke/pipelines/mini_sd", configfile=tmp_path / "config" / "smoke.yaml")
     assert result.returncode != 0
-    log = (tmp_path / RESULTS / "logs" / "verify_checkpoint" / "unet.log").read_text()
+    log = (tmp_path / RESULTS / "logs" / "verify_artifact" / "unet.log").read_text()
     assert "data/checkpoints/unet/diffusion_pytorch_model.safetensors: missing" in log and "retrain=unet" in log
     assert not (tmp_path / RESULTS / "pipelines" / "mini_sd").exists()
 
 
 def test_table_fid_equals_the_command_line(run):
     images = run / RESULTS / "images" / "variation" / "augment"
-    reference = run / RESULTS / "data" / "variation" / "reference"
-    out = subprocess.run([sys.executable, "-m", "metrics", "fid", str(images), str(reference)], cwd=REPO,
+    real = run / RESULTS / "data" / "variation" / "real"
+    out = subprocess.run([sys.executable, "-m", "metrics", "fid", str(images), str(real)], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["value"] == pytest.approx(
         _table(run).set_index(["method", "metric"]).loc[("augment", "fid"), "value"], rel=1e-9)
@@ -146,7 +146,7 @@ def test_provenance(run):
     assert record["weights"]["inception"]["sha1"] == "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
     assert re.fullmatch(r"[0-9a-f]{64}", record["config_sha256"])
     assert record["packages"]["torch"] and record["device"]["platform"]
-    assert set(record["methods"]) == {"reference", "augment", "sd_text"}
+    assert set(record["methods"]) == {"oracle", "augment", "sd_text"}
     sd_text = json.loads((run / RESULTS / "models" / "sd_text" / "prepared.json").read_text())
     unet_weights = [name for name in sd_text["weights_sha256"] if name.startswith("unet/")]
     assert unet_weights and all(re.fullmatch(r"[0-9a-f]{64}", sd_text["weights_sha256"][name]) for name in unet_weights)
@@ -158,23 +158,39 @@ def test_rerun_has_nothing_to_do(run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def _worked_example() -> str:
+def _worked_example(name: str) -> str:
     text = (REPO / "docs" / "adding-a-method.md").read_text()
-    return re.search(r"```python\n# methods/gaussian_blur.py\n(.*?)```", text, re.S).group(1)
+    return re.search(rf"```python\n# methods/{name}.py\n(.*?)```", text, re.S).group(1)
 
 
 def test_adding_a_method_is_one_file_and_one_config_entry(run):
-    (run / "methods" / "gaussian_blur.py").write_text(_worked_example())
+    """Both worked examples of docs/adding-a-method.md, through the DAG: a no-weights method, and a
+    diffusers method whose LoRA weights the DAG trains first (a few steps on CPU here)."""
+    for name in ("gaussian_blur", "sd_lora"):
+        (run / "methods" / f"{name}.py").write_text(_worked_example(name))
     config = smoke_config()
     config["methods"]["gaussian_blur"] = {"params": {"max_radius": 3.0}}
+    config["methods"]["sd_lora"] = {"params": {**config["methods"]["sd_text"]["params"], "lora": "trained:sd_lora"},
+                                    "batch_size": 2}
+    config["world"]["train_set"] = {"n": 32, "seed": 0}
+    config["training"] = {"sd_lora": {"steps": 2, "batch_size": 4}}
     result = snakemake(run, configfile=write_config(run, config))
     assert result.returncode == 0, result.stderr[-4000:]
     log = result.stdout + result.stderr
-    # only the new method's jobs and what summarises them ran again
-    assert "rule reference_features" not in log and "localrule reference_features" not in log
+    # only the new methods' jobs (and the LoRA's training) and what summarises them ran again
+    assert "rule real_features" not in log and "localrule real_features" not in log
+    assert "rule train_artifact" in log
     table = _table(run).set_index(["method", "metric"])
     assert table.loc[("gaussian_blur", "lpips"), "value"] > 0.01
     assert "gaussian_blur" in (run / RESULTS / "tables" / "variation.md").read_text()
+    lora = run / RESULTS / "trained" / "sd_lora"
+    manifest = json.loads((lora / "manifest.json").read_text())
+    assert manifest["files"]["pytorch_lora_weights.safetensors"] and manifest["rule"] == "train_artifact"
+    assert manifest["settings"]["steps"] == 2 and (lora / "training_curves.png").stat().st_size > 0
+    text2image = pd.read_csv(run / RESULTS / "tables" / "text2image.csv").set_index(["method", "metric"])
+    assert ("sd_lora", "acc_colour") in text2image.index
+    prepared = json.loads((run / RESULTS / "models" / "sd_lora" / "prepared.json").read_text())
+    assert prepared["params"]["lora"] == f"{RESULTS}/trained/sd_lora"
 
 
 def test_a_failing_method_leaves_no_partial_output(run):

@@ -62,7 +62,7 @@ def load_pipeline(pipeline_class, source: str, device: str, scheduler: str = "dd
     if "safety_checker" in inspect.signature(pipeline_class.__init__).parameters:
         components.setdefault("safety_checker", None)
         components.setdefault("requires_safety_checker", False)
-    pipe = pipeline_class.from_pretrained(source, torch_dtype=torch.float32, **components)
+    pipe = pipeline_class.from_pretrained(source, dtype=torch.float32, **components)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     pipe = pipe.to(device)

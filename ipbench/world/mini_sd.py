@@ -214,7 +214,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     started = time.perf_counter()
-    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval().requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(vae_dir, dtype=torch.float32).to(device).eval().requires_grad_(False)
     tokenizer, text_encoder, _, _ = load_clip_towers(text_encoder_dir)
     text_encoder = text_encoder.to(device).requires_grad_(False)
     rng = np.random.default_rng(seed)
@@ -325,7 +325,7 @@ def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int =
     from metrics.lpips_metric import lpips_distances
 
     device = torch.device(device)
-    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
+    vae = AutoencoderKL.from_pretrained(vae_dir, dtype=torch.float32).to(device).eval()
     scenes = held_out_scenes(n, seed)
     renders = np.stack([render(scene) for scene in scenes])
     recon = []
@@ -356,7 +356,7 @@ def evaluate_pipeline(pipeline_dir, shape_cnn_dir, device="cpu", n: int = 256, s
     from ipbench.world.render import caption, held_out_scenes
 
     device = torch.device(device)
-    pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, torch_dtype=torch.float32).to(device)
+    pipe = StableDiffusionPipeline.from_pretrained(pipeline_dir, dtype=torch.float32).to(device)
     pipe.set_progress_bar_config(disable=True)
     scenes = held_out_scenes(n, seed)
     prompts = [caption(scene) for scene in scenes]
@@ -384,10 +384,10 @@ def assemble_pipeline(out_dir, vae_dir, unet_dir, clip_dir, with_image_encoder: 
 
     tokenizer, text_encoder, image_encoder, image_processor = load_clip_towers(clip_dir)
     pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32),
+        vae=AutoencoderKL.from_pretrained(vae_dir, dtype=torch.float32),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(unet_dir, torch_dtype=torch.float32),
+        unet=UNet2DConditionModel.from_pretrained(unet_dir, dtype=torch.float32),
         scheduler=DDIMScheduler(**NOISE_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1),
         safety_checker=None,
         feature_extractor=image_processor if with_image_encoder else None,
