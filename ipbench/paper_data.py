@@ -29,6 +29,7 @@ them, so a path handed in by hand is checked as strictly as one the
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import json
 import logging
@@ -259,8 +260,8 @@ def _parse_file_list(text: str) -> dict[str, tuple[int, str]]:
 # Checksum sources:
 # - COCO archives: size and sha256 from tensorflow/datasets
 #   tensorflow_datasets/url_checksums/coco.txt; the same sha256 values appear in
-#   ParlAI's COCO downloader and in several projects that hashed their own
-#   downloads, and the val2017 size matches the COCO site's "1GB"/"778 MB" note.
+#   ParlAI's COCO image downloader and in other projects' download scripts that
+#   hashed their own copies (val2014, val2017, both annotation archives).
 # - DreamBench: per-file, see _DREAMBENCH_FILES (no archive checksum is knowable).
 _TFDS = "tensorflow/datasets tensorflow_datasets/url_checksums/coco.txt"
 DOWNLOADS: dict[str, Download] = {
@@ -282,7 +283,8 @@ DOWNLOADS: dict[str, Download] = {
         f"{DREAMBOOTH_COMMIT}", _parse_file_list(_DREAMBENCH_FILES)),
 }
 
-# Which downloads each split's COCO builder reads: (images, annotations, captions member).
+# The downloads a COCO split is read from: (images zip, annotations zip). The
+# images are ``<split>/<file_name>`` and the captions ``annotations/captions_<split>.json``.
 COCO_SPLITS = {
     "val2017": ("val2017.zip", "annotations_trainval2017.zip"),
     "val2014": ("val2014.zip", "annotations_trainval2014.zip"),
@@ -361,10 +363,15 @@ def _fetch(name: str, url: str, part: Path) -> tuple[int, str]:
             log.info("%s: resuming %s at byte %d", name, url, offset)
             size = _hash_into(part, digest)
         with open(part, "ab" if resumed else "wb") as handle:
-            while chunk := response.read(_CHUNK):
-                handle.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+            try:
+                while chunk := response.read(_CHUNK):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            except (OSError, http.client.HTTPException) as err:
+                raise DataError(f"{name}: download of {url} broke off after {size} bytes ({err!r}); "
+                                f"{part} is kept, and the next download resumes it where the server "
+                                "allows") from None
     return size, digest.hexdigest()
 
 
@@ -391,7 +398,7 @@ def verify(name: str, path: str | os.PathLike, url: str | None = None) -> None:
     path = Path(path)
     url = url or entry.url
     if not path.is_file():
-        raise DataError(f"{name}: {path} does not exist (download it from {url}, e.g. with the download rule)")
+        raise DataError(f"{name}: {path} does not exist (download it from {url}: the download rule)")
     if entry.sha256 is not None:
         digest = hashlib.sha256()
         size = _hash_into(path, digest)
@@ -495,7 +502,7 @@ def _count(what: str, asked: int | None, available: int, detail: str) -> int:
 # --- COCO -------------------------------------------------------------------------------------------------
 
 def _coco_captions(name: str, path: Path, split: str) -> dict[int, dict]:
-    """image id -> {"file_name", "captions": [text, ...] in annotation-id order}; images with a caption only."""
+    """image id -> {"file_name", "captions": [(annotation id, text), ...] sorted}; captioned images only."""
     member = f"annotations/captions_{split}.json"
     with _open_zip(name, path) as archive:
         data = _read_member(name, path, archive, member)
@@ -591,8 +598,8 @@ def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.rint(np.stack(channels, axis=2)), 0, 255).astype(np.uint8)
 
 
-def coco_text2image(task: str, out_dir: Path, *, n_items: int = 30000, n_reference: int = 30000, seed: int = 0,
-                    images_zip: str | os.PathLike, annotations_zip: str | os.PathLike,
+def coco_text2image(task: str, out_dir: Path, *, n_items: int = 30000, n_reference: int = 30000,
+                    seed: int = 0, images_zip: str | os.PathLike, annotations_zip: str | os.PathLike,
                     split: str = "val2014", image_size: int = 256) -> None:
     """Zero-shot COCO FID-30k: captions as prompts, their images (at ``image_size``²) as the real set.
 
@@ -689,16 +696,44 @@ def parse_prompts_and_classes(text: str, where: str = "prompts_and_classes.txt")
                 raise DataError(f"{where}:{line_no}: unexpected line {raw!r}")
         else:
             raise DataError(f"{where}:{line_no}: unexpected line {raw!r} outside the known sections")
-    missing = [name for name, found in (("Classes", classes), ("Object Prompts", lists.get("Object Prompts")),
-                                        ("Live Subject Prompts", lists.get("Live Subject Prompts"))) if not found]
+    found = {"Classes": classes, "Object Prompts": lists.get("Object Prompts"),
+             "Live Subject Prompts": lists.get("Live Subject Prompts")}
+    missing = [key for key, value in found.items() if not value]
     if missing:
-        raise DataError(f"{where}: no {', '.join(missing)} found; is this DreamBooth's prompts_and_classes.txt?")
+        raise DataError(f"{where}: no {', '.join(missing)} found; "
+                        "is this DreamBooth's prompts_and_classes.txt?")
     return DreamBenchPrompts(classes, lists["Object Prompts"], lists["Live Subject Prompts"])
 
 
 def _plain_prompt(template: str, class_word: str) -> str:
-    """The prompt without the identifier ("a dog in the jungle"): what CLIP-T scores and tuning-free methods get."""
+    """The prompt without identifier ("a dog in the jungle"): what CLIP-T scores, tuning-free methods get."""
     return " ".join(template.replace("{unique_token}", "").split()).format(class_token=class_word)
+
+
+def _dreambench_subjects(name: str, path: Path, archive: zipfile.ZipFile, subjects: list[str] | None,
+                         n_refs: int | None) -> tuple[str, DreamBenchPrompts, dict[str, list[str]]]:
+    """The archive's root, its prompts and classes, and each chosen subject's image members (sorted)."""
+    root = _archive_root(name, path, archive)
+    member = f"{root}dataset/prompts_and_classes.txt"
+    try:
+        text = _read_member(name, path, archive, member).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{name}: {path}: {member} is not UTF-8 text ({err})") from None
+    table = parse_prompts_and_classes(text, f"{path}:{member}")
+    chosen = sorted(table.classes) if subjects is None else list(subjects)
+    unknown = [subject for subject in chosen if subject not in table.classes]
+    if unknown:
+        raise DataError(f"config key data.subjects: {unknown} are not DreamBench subjects "
+                        f"({', '.join(sorted(table.classes))})")
+    members = sorted(m for m in archive.namelist() if m.lower().endswith((".jpg", ".jpeg", ".png")))
+    images = {}
+    for subject in chosen:
+        prefix = f"{root}dataset/{subject}/"
+        images[subject] = [m for m in members if m.startswith(prefix)]
+        if len(images[subject]) < (n_refs or 1):
+            raise DataError(f"{name}: subject {subject!r} has {len(images[subject])} images in "
+                            f"{path}:{prefix} but {n_refs or 1} are needed")
+    return root, table, images
 
 
 def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_reference: int | None = None,
@@ -717,70 +752,46 @@ def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_refere
     _supports("dreambench", task, ("subject",))
     name, path = DREAMBENCH_ARCHIVE, Path(archive)
     verify(name, path)
-    with _open_zip(name, path) as zf:
-        root = _archive_root(name, path, zf)
-        prompts_member = f"{root}dataset/prompts_and_classes.txt"
-        try:
-            text = _read_member(name, path, zf, prompts_member).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(f"{name}: {path}: {prompts_member} is not UTF-8 text ({err})") from None
-        table = parse_prompts_and_classes(text, f"{path}:{prompts_member}")
-        chosen_subjects = sorted(table.classes) if subjects is None else list(subjects)
-        unknown = [subject for subject in chosen_subjects if subject not in table.classes]
-        if unknown:
-            raise DataError(f"config key data.subjects: {unknown} are not DreamBench subjects "
-                            f"({', '.join(sorted(table.classes))})")
-        members = sorted(m for m in zf.namelist() if not m.endswith("/"))
-        subject_images = {}
-        for subject in chosen_subjects:
-            prefix = f"{root}dataset/{subject}/"
-            found = [m for m in members if m.startswith(prefix) and m.lower().endswith((".jpg", ".jpeg", ".png"))]
-            if not found or (n_refs is not None and len(found) < n_refs):
-                raise DataError(f"{name}: subject {subject!r} has {len(found)} images in {path}:{prefix} "
-                                f"but {n_refs or 1} are needed")
-            subject_images[subject] = found
-
-        with atomic_directory(out_dir) as tmp:
-            (tmp / "real").mkdir()
-            real, all_items, real_of = [], [], {}
-            for subject in chosen_subjects:
-                (tmp / "conditions" / subject).mkdir(parents=True)
-                file_names = [PurePosixPath(m).name for m in subject_images[subject]]
-                refs = sorted(file_names if n_refs is None else _pick(seed, f"refs/{subject}", file_names)[:n_refs])
-                real_of[subject] = []
-                for member, file_name in zip(subject_images[subject], file_names):
-                    data = _read_member(name, path, zf, member)
-                    header = _header(name, member, data)
-                    if file_name in refs:
-                        (tmp / "conditions" / subject / file_name).write_bytes(data)
-                    real_name = f"{subject}-{file_name}"
-                    (tmp / "real" / real_name).write_bytes(data)
-                    real_of[subject].append(f"real/{real_name}")
-                    real.append({"path": real_name, "subject": subject, "class_word": table.classes[subject],
-                                 "source": f"dreambooth@{DREAMBOOTH_COMMIT}/{member[len(root):]}",
-                                 "source_mode": header.mode})
-                class_word = table.classes[subject]
-                kind = "live" if class_word in LIVE_CLASSES else "object"
-                for p, template in enumerate(table.prompts_for(subject)):
-                    all_items.append({
-                        "id": check_item_id(f"{subject}-p{p:02d}"),
-                        "condition": {"images": [f"conditions/{subject}/{f}" for f in refs],
-                                      "prompt": _plain_prompt(template, class_word),
-                                      "prompt_template": template, "subject": subject, "class_word": class_word},
-                        "truth": {"real_images": real_of[subject], "prompt_list": kind, "prompt_index": p}})
-            detail = f"DreamBench ({len(chosen_subjects)} subjects)"
-            n_items = _count("config key data.n_items", n_items, len(all_items), f"{detail} as items")
-            n_reference = _count("config key data.n_reference", n_reference, len(real), f"{detail} as images")
-            kept_items = set(_pick(seed, "items", [item["id"] for item in all_items])[:n_items])
-            kept_real = set(_pick(seed, "real", [row["path"] for row in real])[:n_reference])
-            for row in real:
-                if row["path"] not in kept_real:
-                    (tmp / "real" / row["path"]).unlink()
-            write_jsonl(tmp / "items.jsonl", sorted((item for item in all_items if item["id"] in kept_items),
-                                                    key=lambda item: item["id"]))
-            write_jsonl(tmp / "real" / "manifest.jsonl",
-                        sorted((row for row in real if row["path"] in kept_real), key=lambda row: row["path"]))
-    log.info("dreambench: %d items, %d real images of %d subjects", n_items, n_reference, len(chosen_subjects))
+    with _open_zip(name, path) as zf, atomic_directory(out_dir) as tmp:
+        root, table, subject_images = _dreambench_subjects(name, path, zf, subjects, n_refs)
+        (tmp / "real").mkdir()
+        items, real = [], []
+        for subject, members in subject_images.items():
+            class_word = table.classes[subject]
+            file_names = [PurePosixPath(member).name for member in members]
+            refs = file_names if n_refs is None else sorted(
+                _pick(seed, f"refs/{subject}", file_names)[:n_refs])
+            (tmp / "conditions" / subject).mkdir(parents=True)
+            for member, file_name in zip(members, file_names):
+                data = _read_member(name, path, zf, member)
+                if file_name in refs:
+                    (tmp / "conditions" / subject / file_name).write_bytes(data)
+                (tmp / "real" / f"{subject}-{file_name}").write_bytes(data)
+                real.append({"path": f"{subject}-{file_name}", "subject": subject, "class_word": class_word,
+                             "source": f"dreambooth@{DREAMBOOTH_COMMIT}/{member[len(root):]}",
+                             "source_mode": _header(name, member, data).mode})
+            condition = {"images": [f"conditions/{subject}/{file_name}" for file_name in refs],
+                         "subject": subject, "class_word": class_word}
+            truth = {"real_images": [f"real/{subject}-{file_name}" for file_name in file_names],
+                     "prompt_list": "live" if class_word in LIVE_CLASSES else "object"}
+            for p, template in enumerate(table.prompts_for(subject)):
+                items.append({"id": check_item_id(f"{subject}-p{p:02d}"),
+                              "condition": {**condition, "prompt": _plain_prompt(template, class_word),
+                                            "prompt_template": template},
+                              "truth": {**truth, "prompt_index": p}})
+        detail = f"DreamBench ({len(subject_images)} subjects)"
+        n_items = _count("config key data.n_items", n_items, len(items), f"{detail} as items")
+        n_reference = _count("config key data.n_reference", n_reference, len(real), f"{detail} as images")
+        kept_items = set(_pick(seed, "items", [item["id"] for item in items])[:n_items])
+        kept_real = set(_pick(seed, "real", [row["path"] for row in real])[:n_reference])
+        for row in real:
+            if row["path"] not in kept_real:
+                (tmp / "real" / row["path"]).unlink()
+        write_jsonl(tmp / "items.jsonl", sorted((item for item in items if item["id"] in kept_items),
+                                                key=lambda item: item["id"]))
+        write_jsonl(tmp / "real" / "manifest.jsonl",
+                    sorted((row for row in real if row["path"] in kept_real), key=lambda row: row["path"]))
+    log.info("dreambench: %d items, %d real images of %d subjects", n_items, n_reference, len(subject_images))
 
 
 BUILDERS = {"coco_variation": coco_variation, "coco_text2image": coco_text2image, "dreambench": dreambench}
@@ -794,7 +805,8 @@ def download_inputs(source: str, **options) -> dict[str, str]:
         default = "val2017" if source == "coco_variation" else "val2014"
         split = options.get("split", default)
         if split not in COCO_SPLITS:
-            raise ValueError(f"config key data.split: {source} knows splits {sorted(COCO_SPLITS)}, not {split!r}")
+            raise ValueError(f"config key data.split: {source} knows splits {sorted(COCO_SPLITS)}, "
+                             f"not {split!r}")
         images_name, annotations_name = COCO_SPLITS[split]
         return {"images_zip": images_name, "annotations_zip": annotations_name}
     raise ValueError(f"config key data.source: {source!r} is not a paper data source ({sorted(BUILDERS)})")
