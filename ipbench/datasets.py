@@ -168,18 +168,30 @@ def _attributes(scene) -> dict:
 BUILDERS = {"skimage_photos": skimage_photos, "mini_world": mini_world}
 
 
+def builders() -> dict:
+    """Every data source: the offline ones above and the paper suite's downloads (ipbench.paper_data)."""
+    from ipbench import paper_data
+
+    return {**BUILDERS, **paper_data.BUILDERS}
+
+
 def subject_ids(options: dict) -> list[str]:
     """The subject ids a data source's ``subject`` task will have, known before its data is built."""
     if options["source"] == "mini_world":
         return [f"subject{index:02d}" for index in range(options.get("n_subjects", 20))]
+    if options["source"] == "dreambench":
+        from ipbench import paper_data
+
+        return options.get("subjects") or paper_data.dreambench_subjects()
     return []
 
 
 def build(source: str, task: str, out_dir: Path, **options) -> None:
-    if source not in BUILDERS:
-        raise ValueError(f"config key data.source: unknown source {source!r}; known: {sorted(BUILDERS)}")
-    accepted = inspect.signature(BUILDERS[source]).parameters
+    known = builders()
+    if source not in known:
+        raise ValueError(f"config key data.source: unknown source {source!r}; known: {sorted(known)}")
+    accepted = inspect.signature(known[source]).parameters
     for key in options:
         if key not in accepted:
             raise ValueError(f"config key data.{key}: not an option of data source {source!r}")
-    BUILDERS[source](task, Path(out_dir), **options)
+    known[source](task, Path(out_dir), **options)

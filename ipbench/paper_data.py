@@ -1,13 +1,13 @@
 """Paper-suite task data: COCO and DreamBench, downloaded with checksums.
 
 Three protocols, each a builder with the signature style of ``ipbench.datasets``
-(``builder(task, out_dir, *, n_items, n_reference, seed, ...)`` plus the paths
+(``builder(task, out_dir, *, n_items, n_real, seed, ...)`` plus the paths
 of the downloaded files):
 
 - ``coco_variation`` (IP-Adapter Table 1, task ``variation``): COCO 2017 val,
   every image an image prompt with one of its captions (CLIP-T is scored
   against it). The real set, when asked for, is val2017 images disjoint from
-  the prompts (so ``n_reference`` must be 0 when all 5,000 are prompts).
+  the prompts (so ``n_real`` must be 0 when all 5,000 are prompts).
 - ``coco_text2image`` (zero-shot COCO FID-30k at 256², task ``text2image``):
   COCO 2014 val by default (40,504 images), the split GLIDE, DALL-E 2 and
   Imagen sample their 30k captions from. One caption per sampled image; the
@@ -536,7 +536,7 @@ def _coco_id(image_id: int) -> str:
     return check_item_id(f"coco-{image_id:012d}")
 
 
-def coco_variation(task: str, out_dir: Path, *, n_items: int = 5000, n_reference: int = 0, seed: int = 0,
+def coco_variation(task: str, out_dir: Path, *, n_items: int = 5000, n_real: int = 0, seed: int = 0,
                    images_zip: str | os.PathLike, annotations_zip: str | os.PathLike,
                    split: str = "val2017") -> None:
     """IP-Adapter Table 1: COCO val2017 images as image prompts, one caption each.
@@ -544,7 +544,7 @@ def coco_variation(task: str, out_dir: Path, *, n_items: int = 5000, n_reference
     Items are the first ``n_items`` images of a seeded order (all 5,000 by
     default, the protocol); each keeps its original JPEG bytes and one of its
     captions (a seeded choice, the same whatever ``n_items`` is) as the prompt;
-    ``truth`` holds all its captions. The real set is the next ``n_reference``
+    ``truth`` holds all its captions. The real set is the next ``n_real``
     images of the same order, disjoint from the prompts.
     """
     _supports("coco_variation", task, ("variation",))
@@ -554,12 +554,12 @@ def coco_variation(task: str, out_dir: Path, *, n_items: int = 5000, n_reference
     order = [int(key) for key in _pick(seed, "variation", [str(image_id) for image_id in images])]
     detail = f"{split} ({len(images)} captioned images; prompts and real images are disjoint)"
     n_items = _count("config key data.n_items", n_items, len(order), detail)
-    n_reference = _count("config key data.n_reference", n_reference, len(order) - n_items, detail)
+    n_real = _count("config key data.n_real", n_real, len(order) - n_items, detail)
     with atomic_directory(out_dir) as tmp, _open_zip(images_name, images_zip) as archive:
         (tmp / "conditions").mkdir()
         (tmp / "real").mkdir()
         items, real = [], []
-        for index, image_id in enumerate(order[:n_items + n_reference]):
+        for index, image_id in enumerate(order[:n_items + n_real]):
             image = images[image_id]
             member = f"{split}/{image['file_name']}"
             data = _read_member(images_name, images_zip, archive, member)
@@ -579,7 +579,7 @@ def coco_variation(task: str, out_dir: Path, *, n_items: int = 5000, n_reference
                              **record})
         write_jsonl(tmp / "items.jsonl", sorted(items, key=lambda item: item["id"]))
         write_jsonl(tmp / "real" / "manifest.jsonl", sorted(real, key=lambda row: row["path"]))
-    log.info("coco_variation: %d prompts, %d real images from %s", n_items, n_reference, split)
+    log.info("coco_variation: %d prompts, %d real images from %s", n_items, n_real, split)
 
 
 def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -598,14 +598,14 @@ def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.rint(np.stack(channels, axis=2)), 0, 255).astype(np.uint8)
 
 
-def coco_text2image(task: str, out_dir: Path, *, n_items: int = 30000, n_reference: int = 30000,
+def coco_text2image(task: str, out_dir: Path, *, n_items: int = 30000, n_real: int = 30000,
                     seed: int = 0, images_zip: str | os.PathLike, annotations_zip: str | os.PathLike,
                     split: str = "val2014", image_size: int = 256) -> None:
     """Zero-shot COCO FID-30k: captions as prompts, their images (at ``image_size``²) as the real set.
 
     One seeded order of the split's captioned images: items are its first
     ``n_items`` images, each with one seeded caption; the real set is its first
-    ``n_reference`` images, centre-cropped and resized (:func:`center_crop_resize`)
+    ``n_real`` images, centre-cropped and resized (:func:`center_crop_resize`)
     and stored as PNG. With the defaults both are the same 30,000 images, the
     usual FID-30k pairing of sampled captions with their own images.
     """
@@ -616,16 +616,16 @@ def coco_text2image(task: str, out_dir: Path, *, n_items: int = 30000, n_referen
     order = [int(key) for key in _pick(seed, "text2image", [str(image_id) for image_id in images])]
     detail = f"{split} ({len(images)} captioned images)"
     n_items = _count("config key data.n_items", n_items, len(order), detail)
-    n_reference = _count("config key data.n_reference", n_reference, len(order), detail)
+    n_real = _count("config key data.n_real", n_real, len(order), detail)
     with atomic_directory(out_dir) as tmp, _open_zip(images_name, images_zip) as archive:
         (tmp / "real").mkdir()
         items, real = [], []
-        for index, image_id in enumerate(order[:max(n_items, n_reference)]):
+        for index, image_id in enumerate(order[:max(n_items, n_real)]):
             image = images[image_id]
             member = f"{split}/{image['file_name']}"
             caption_id, caption = _caption_choice(seed, image_id, image["captions"])
             real_name = f"{_coco_id(image_id)}.png"
-            if index < n_reference:
+            if index < n_real:
                 data = _read_member(images_name, images_zip, archive, member)
                 header = _header(images_name, member, data)
                 try:
@@ -639,13 +639,13 @@ def coco_text2image(task: str, out_dir: Path, *, n_items: int = 30000, n_referen
             if index < n_items:
                 truth = {"coco_image_id": image_id, "caption_id": caption_id,
                          "captions": [text for _, text in image["captions"]]}
-                if index < n_reference:
+                if index < n_real:
                     truth["real_image"] = f"real/{real_name}"
                 items.append({"id": _coco_id(image_id),
                               "condition": {"prompt": caption, "source": f"coco/{member}"}, "truth": truth})
         write_jsonl(tmp / "items.jsonl", sorted(items, key=lambda item: item["id"]))
         write_jsonl(tmp / "real" / "manifest.jsonl", sorted(real, key=lambda row: row["path"]))
-    log.info("coco_text2image: %d captions, %d real images at %d² from %s", n_items, n_reference, image_size,
+    log.info("coco_text2image: %d captions, %d real images at %d² from %s", n_items, n_real, image_size,
              split)
 
 
@@ -736,7 +736,7 @@ def _dreambench_subjects(name: str, path: Path, archive: zipfile.ZipFile, subjec
     return root, table, images
 
 
-def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_reference: int | None = None,
+def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_real: int | None = None,
                seed: int = 0, archive: str | os.PathLike, n_refs: int | None = None,
                subjects: list[str] | None = None) -> None:
     """DreamBench: subject × prompt items, K reference images each; the real set is the subjects' images.
@@ -746,7 +746,7 @@ def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_refere
     jungle"), ``prompt_template`` ("a {unique_token} {class_token} in the
     jungle", for methods that bind a token), ``subject`` and ``class_word``.
     ``truth.real_images`` lists all the subject's images in ``real/`` (DINO and
-    CLIP-I compare with every one). ``n_items``/``n_reference`` of None take
+    CLIP-I compare with every one). ``n_items``/``n_real`` of None take
     all (30 × 25 = 750 items, 158 images); fewer take a seeded subset.
     """
     _supports("dreambench", task, ("subject",))
@@ -781,9 +781,9 @@ def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_refere
                               "truth": {**truth, "prompt_index": p}})
         detail = f"DreamBench ({len(subject_images)} subjects)"
         n_items = _count("config key data.n_items", n_items, len(items), f"{detail} as items")
-        n_reference = _count("config key data.n_reference", n_reference, len(real), f"{detail} as images")
+        n_real = _count("config key data.n_real", n_real, len(real), f"{detail} as images")
         kept_items = set(_pick(seed, "items", [item["id"] for item in items])[:n_items])
-        kept_real = set(_pick(seed, "real", [row["path"] for row in real])[:n_reference])
+        kept_real = set(_pick(seed, "real", [row["path"] for row in real])[:n_real])
         for row in real:
             if row["path"] not in kept_real:
                 (tmp / "real" / row["path"]).unlink()
@@ -791,10 +791,16 @@ def dreambench(task: str, out_dir: Path, *, n_items: int | None = None, n_refere
                                                 key=lambda item: item["id"]))
         write_jsonl(tmp / "real" / "manifest.jsonl",
                     sorted((row for row in real if row["path"] in kept_real), key=lambda row: row["path"]))
-    log.info("dreambench: %d items, %d real images of %d subjects", n_items, n_reference, len(subject_images))
+    log.info("dreambench: %d items, %d real images of %d subjects", n_items, n_real, len(subject_images))
 
 
 BUILDERS = {"coco_variation": coco_variation, "coco_text2image": coco_text2image, "dreambench": dreambench}
+
+
+def dreambench_subjects() -> list[str]:
+    """The 30 subject folders of the pinned DreamBench archive, from its file table (no download needed)."""
+    files = DOWNLOADS[DREAMBENCH_ARCHIVE].files
+    return sorted({PurePosixPath(path).parts[1] for path in files if len(PurePosixPath(path).parts) == 3})
 
 
 def download_inputs(source: str, **options) -> dict[str, str]:

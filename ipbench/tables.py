@@ -10,8 +10,11 @@ from ipbench.tasks import value_infos
 SIGNIFICANCE = 0.05
 
 
-def long_table(records: list[dict], tests: dict[tuple[str, str], dict]) -> pd.DataFrame:
-    """One row per (method, metric): the CSV form, with full precision and the paired test."""
+def long_table(records: list[dict], tests: dict[tuple[str, str], dict], paper: dict | None = None) -> pd.DataFrame:
+    """One row per (method, metric): the CSV form, with full precision and the paired test.
+
+    ``paper`` maps (method, metric) to the published value of the paper row the method reproduces.
+    """
     rows = []
     for record in records:
         for metric, result in record["metrics"].items():
@@ -24,6 +27,7 @@ def long_table(records: list[dict], tests: dict[tuple[str, str], dict]) -> pd.Da
                 "vs_baseline_diff": test.get("mean_diff", math.nan),
                 "vs_baseline_p": test.get("p_value", math.nan),
                 "vs_baseline_test": test.get("test", ""),
+                "paper_value": (paper or {}).get((record["method"], metric), math.nan),
             })
     return pd.DataFrame(rows)
 
@@ -34,6 +38,31 @@ def _cell(row) -> str:
     digits = 2 if abs(value) >= 10 else 3
     mark = "†" if row.vs_baseline_p < SIGNIFICANCE else ""
     return f"{value:.{digits}f} ± {half:.{digits}f}{mark}"
+
+
+def with_published(wide: pd.DataFrame, long: pd.DataFrame, published: dict[str, dict[str, float]],
+                   rows_of: dict[str, str]) -> pd.DataFrame:
+    """``wide`` with a "(paper)" column after each metric the protocol publishes, and its published rows below.
+
+    ``published`` is the protocol's paper row -> metric -> value; ``rows_of`` maps our methods to the
+    paper row they reproduce, whose published value sits beside ours.
+    """
+    infos = value_infos()
+    metrics = [m for m in infos if m in set(long.metric) and any(m in row for row in published.values())]
+    out = wide.copy()
+    for metric in metrics:
+        label = next(c for c in wide.columns if c.startswith(infos[metric].label + " "))
+        values = [published.get(rows_of.get(method), {}).get(metric) for method in wide.index]
+        out.insert(list(out.columns).index(label) + 1, f"{label} (paper)",
+                   [f"{v:.3f}" if v is not None else "–" for v in values])
+    extra = pd.DataFrame("–", index=[f"paper: {row}" for row in published], columns=out.columns)
+    for row, values in published.items():
+        for metric in metrics:
+            label = next(c for c in out.columns if c.startswith(infos[metric].label + " ") and c.endswith("(paper)"))
+            if metric in values:
+                extra.loc[f"paper: {row}", label] = f"{values[metric]:.3f}"
+    extra["n"] = "–"
+    return pd.concat([out, extra])
 
 
 def wide_table(long: pd.DataFrame, methods: list[str]) -> pd.DataFrame:

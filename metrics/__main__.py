@@ -15,9 +15,17 @@ from pathlib import Path
 
 from metrics.clip_scores import CONVENTIONS
 from metrics.images import ImageError, list_images, load_rgb, match_pairs, read_manifest
+from metrics.registry import registered
 from metrics.weights import WeightsError
 
-CLEANFID_CONVENTION = "clean-fid: PIL bicubic resize to 299 in float, (x-128)/128"
+CLEANFID_CONVENTION = registered()["fid"].convention
+
+
+def _help(name: str, what: str) -> str:
+    """A subcommand's help: the registry's description of the metric, and what this command compares."""
+    metric = registered()[name]
+    (value,) = metric.values.values()
+    return f"{value.label}: {value.description} ({what}; backbone {metric.backbone})"
 
 
 def _result(metric, value, n, backbone, convention, ci95, converted, **extra) -> dict:
@@ -191,24 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--workers", type=int,
                          help="DataLoader workers decoding and resizing (default: 0 on cpu, up to 8 on cuda)")
 
-    sub = command("fid", run_fid, "Fréchet Inception distance between two image sets (clean-fid)", 200)
+    sub = command("fid", run_fid, _help("fid", "between two image folders"), 200)
     inception_options(sub)
-    sub = command("kid", run_kid, "kernel Inception distance between two image sets (clean-fid)", 200)
+    sub = command("kid", run_kid, _help("kid", "between two image folders"), 200)
     inception_options(sub)
     sub.add_argument("--subsets", type=int, default=100)
     sub.add_argument("--subset-size", type=int, default=1000)
-    sub = command("lpips", run_lpips, "LPIPS between images paired by relative file name", 1000)
+    sub = command("lpips", run_lpips, _help("lpips", "images paired by relative file name"), 1000)
     two_folders(sub)
     sub.add_argument("--net", choices=["alex", "vgg"], default="alex")
-    sub = command("clip-t", run_clip_t, "image-text similarity of each image with its caption", 1000)
+    sub = command("clip-t", run_clip_t, _help("clip_t", "each image with its caption"), 1000)
     sub.add_argument("dir", metavar="DIR")
     sub.add_argument("--captions", required=True,
                      help="JSONL with {path, caption|prompt} rows, or an ipbench manifest.jsonl")
     sub.add_argument("--backbone", required=True, help="backbone spec, see metrics.backbones")
     sub.add_argument("--convention", choices=sorted(CONVENTIONS), default="cosine")
-    for name, run, what in (("clip-i", run_clip_i, "CLIP image-image"),
-                            ("dino", run_dino, "DINO image-image")):
-        sub = command(name, run, f"{what} similarity of images paired by relative file name", 1000)
+    for name, run, metric in (("clip-i", run_clip_i, "clip_i"), ("dino", run_dino, "dino")):
+        sub = command(name, run, _help(metric, "images paired by relative file name"), 1000)
         two_folders(sub)
         sub.add_argument("--backbone", required=True, help="backbone spec, see metrics.backbones")
         sub.add_argument("--convention", choices=sorted(CONVENTIONS), default="cosine")

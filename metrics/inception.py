@@ -111,14 +111,17 @@ def default_device() -> torch.device:
 
 
 def extract_features_with_report(paths, device=None, batch_size: int = 64, num_workers: int = 0,
-                                 model: torch.jit.ScriptModule | None = None):
+                                 model: torch.jit.ScriptModule | None = None, progress: bool = False):
     """Inception features of ``paths`` plus the files that were not RGB and got converted.
 
     Returns ``(features (N, 2048) float64, converted)`` where ``converted`` lists
     ``"path (MODE)"`` for every file decoded from another PIL mode (L, RGBA, P, ...).
     ``model`` lets callers reuse one load_inception() across calls. On a GPU the decoding and
     clean-fid resizing (~4 ms/image on one core) is the bottleneck: use ``num_workers``.
+    ``progress`` shows a tqdm bar on stderr.
     """
+    from tqdm.auto import tqdm
+
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ImageError("no images to extract features from")
@@ -134,7 +137,7 @@ def extract_features_with_report(paths, device=None, batch_size: int = 64, num_w
     converted = []
     start = 0
     with exact_fp32(), torch.inference_mode():
-        for batch in loader:
+        for batch in tqdm(loader, desc="Inception features", unit="batch", disable=not progress, mininterval=15):
             if isinstance(batch, ImageError):
                 raise batch
             pixels, modes = batch

@@ -93,7 +93,8 @@ register_metric(Metric(
     backbone="inception-v3-pool3", convention=CLEAN_FID))
 register_metric(Metric(
     "kid", "set", ("images", "real_set"), "metrics.image_metrics:kid", fast="metrics.image_metrics:kid_fast",
-    values={"kid": Value("KID×10³", False, "kernel inception distance to the real image set, ×1000", 1000.0)},
+    values={"kid": Value("KID×10³", False, "kernel inception distance to the real image set (tables print ×1000)",
+                            1000.0)},
     backbone="inception-v3-pool3", convention=CLEAN_FID + ", unbiased cubic-kernel MMD over subsets"))
 register_metric(Metric(
     "lpips", "image", ("images", "prompt_images"), "metrics.image_metrics:lpips_to_prompt",

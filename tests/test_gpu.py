@@ -11,8 +11,7 @@ def test_dag_device_never_reaches_cuda_without_a_gpu():
     assert dag_device("auto", []) == "cpu"
     assert dag_device("auto", ["GPU-a"]) == "cuda"
     assert dag_device("cpu", ["GPU-a"]) == "cpu"
-    with pytest.raises(ValueError, match="config key device: 'cuda'"):
-        dag_device("cuda", [])
+    assert dag_device("cuda", []) == "cuda"  # a cluster's submit node sees no GPU; its jobs do
 
 
 def test_only_network_jobs_on_cuda_reserve_a_gpu():

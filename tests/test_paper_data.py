@@ -286,7 +286,7 @@ def test_download_of_a_truncated_archive_fails(tmp_path, monkeypatch):
 # --- COCO builders ----------------------------------------------------------------------------------------
 
 def build_variation(sources, out: Path, **options):
-    options = {"n_items": 4, "n_reference": 2, "seed": 0, **options}
+    options = {"n_items": 4, "n_real": 2, "seed": 0, **options}
     paths = {"images_zip": options.pop("images_zip", sources["val2017.zip"]),
              "annotations_zip": sources["annotations_trainval2017.zip"]}
     pd.coco_variation("variation", out, **paths, **options)
@@ -319,10 +319,10 @@ def test_coco_variation_is_deterministic_and_prefix_stable(sources, tmp_path):
     build_variation(sources, tmp_path / "a")
     build_variation(sources, tmp_path / "b")
     assert listing(tmp_path / "a") == listing(tmp_path / "b")
-    small, _ = build_variation(sources, tmp_path / "c", n_items=2, n_reference=0)
+    small, _ = build_variation(sources, tmp_path / "c", n_items=2, n_real=0)
     big, _ = build_variation(sources, tmp_path / "a")
     assert {item["id"]: item for item in small}.items() <= {item["id"]: item for item in big}.items()
-    full, none = build_variation(sources, tmp_path / "d", n_items=6, n_reference=0)
+    full, none = build_variation(sources, tmp_path / "d", n_items=6, n_real=0)
     assert len(full) == 6 and none == []
     seeded = {json.dumps(build_variation(sources, tmp_path / f"s{seed}", seed=seed)[0]) for seed in range(3)}
     assert len(seeded) > 1  # the seed changes which images and captions are drawn
@@ -333,16 +333,16 @@ def items_of(folder: Path):
 
 
 def test_coco_variation_counts_and_task(sources, tmp_path):
-    with pytest.raises(pd.DataError, match=r"n_reference: asks for 3, but val2017 \(6 captioned images"):
-        build_variation(sources, tmp_path / "x", n_items=4, n_reference=3)
+    with pytest.raises(pd.DataError, match=r"n_real: asks for 3, but val2017 \(6 captioned images"):
+        build_variation(sources, tmp_path / "x", n_items=4, n_real=3)
     with pytest.raises(ValueError, match="has no data for task 'subject'"):
-        pd.coco_variation("subject", tmp_path / "x", n_items=1, n_reference=0, **coco(sources, "val2017"))
+        pd.coco_variation("subject", tmp_path / "x", n_items=1, n_real=0, **coco(sources, "val2017"))
     assert not (tmp_path / "x").exists()
 
 
 def test_coco_text2image(sources, tmp_path):
     out = tmp_path / "t2i"
-    pd.coco_text2image("text2image", out, n_items=5, n_reference=3, seed=0, image_size=32,
+    pd.coco_text2image("text2image", out, n_items=5, n_real=3, seed=0, image_size=32,
                        **coco(sources, "val2014"))
     items, real = items_of(out), read_jsonl(out / "real" / "manifest.jsonl")
     assert len(items) == 5 and len(real) == 3 and not (out / "conditions").exists()
@@ -355,7 +355,7 @@ def test_coco_text2image(sources, tmp_path):
     for row in real:
         with Image.open(out / "real" / row["path"]) as image:
             assert image.format == "PNG" and image.mode == "RGB" and image.size == (32, 32)
-    pd.coco_text2image("text2image", tmp_path / "again", n_items=5, n_reference=3, seed=0, image_size=32,
+    pd.coco_text2image("text2image", tmp_path / "again", n_items=5, n_real=3, seed=0, image_size=32,
                        **coco(sources, "val2014"))
     assert listing(out) == listing(tmp_path / "again")
 
@@ -363,10 +363,10 @@ def test_coco_text2image(sources, tmp_path):
 def test_coco_text2image_checks_the_split_downloads(sources, tmp_path):
     # val2017 files handed in for the val2014 split fail the val2014 checksums.
     with pytest.raises(pd.ChecksumError, match="val2014.zip"):
-        pd.coco_text2image("text2image", tmp_path / "x", n_items=1, n_reference=1,
+        pd.coco_text2image("text2image", tmp_path / "x", n_items=1, n_real=1,
                            **coco(sources, "val2014", images_zip=sources["val2017.zip"]))
     with pytest.raises(ValueError, match="knows splits"):
-        pd.coco_text2image("text2image", tmp_path / "x", n_items=1, n_reference=1, split="train2017",
+        pd.coco_text2image("text2image", tmp_path / "x", n_items=1, n_real=1, split="train2017",
                            **coco(sources, "val2014"))
 
 
@@ -382,7 +382,7 @@ def test_center_crop_resize():
 
 def test_missing_and_corrupt_coco_inputs(sources, tmp_path, monkeypatch):
     with pytest.raises(pd.DataError, match=r"val2017.zip: .*missing.zip does not exist"):
-        build_variation(sources, tmp_path / "x", n_items=1, n_reference=0,
+        build_variation(sources, tmp_path / "x", n_items=1, n_real=0,
                         images_zip=tmp_path / "missing.zip")
     # A member whose bytes fail its CRC, in a file the table accepts (a hand-made copy, say).
     members = {f"val2017/{image_id:012d}.jpg": jpeg(image_id) for image_id in COCO_IDS}
@@ -393,7 +393,7 @@ def test_missing_and_corrupt_coco_inputs(sources, tmp_path, monkeypatch):
     corrupt.write_bytes(bytes(data))
     stand_in(monkeypatch, "val2017.zip", corrupt)
     with pytest.raises(pd.DataError, match=r"corrupt.zip: member val2017/000000000285.jpg is corrupt"):
-        build_variation(sources, tmp_path / "x", n_items=6, n_reference=0, images_zip=corrupt)
+        build_variation(sources, tmp_path / "x", n_items=6, n_real=0, images_zip=corrupt)
     assert not (tmp_path / "x").exists()
 
 
@@ -430,8 +430,8 @@ def test_dreambench(sources, tmp_path):
 
 def test_dreambench_subsets_are_seeded(sources, tmp_path):
     archive = sources[pd.DREAMBENCH_ARCHIVE]
-    a = build_dreambench(archive, tmp_path / "a", seed=3, n_refs=2, n_items=5, n_reference=4)
-    b = build_dreambench(archive, tmp_path / "b", seed=3, n_refs=2, n_items=5, n_reference=4)
+    a = build_dreambench(archive, tmp_path / "a", seed=3, n_refs=2, n_items=5, n_real=4)
+    b = build_dreambench(archive, tmp_path / "b", seed=3, n_refs=2, n_items=5, n_real=4)
     assert a == b and listing(tmp_path / "a") == listing(tmp_path / "b")
     items, real = a
     assert len(items) == 5 and len(real) == 4 and len(list((tmp_path / "a" / "real").glob("*.jpg"))) == 4

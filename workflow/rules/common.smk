@@ -1,5 +1,6 @@
 # Shared helpers: which methods run which tasks, where files live, what each job reads and runs on.
 # Listing methods, artifacts and metrics imports no torch, so building the DAG stays fast.
+import re
 from pathlib import Path
 
 import methods as method_registry
@@ -7,6 +8,7 @@ from ipbench import datasets
 from ipbench.gpu import dag_device, gpu_resource, visible_gpus
 from ipbench.params import model_params
 from ipbench.provenance import config_hash
+from ipbench.published import PUBLISHED
 from ipbench.sources import PIPELINES, SourceTable, parse_retrain
 from ipbench.tasks import check_task_metrics, metric_registry
 from ipbench.training.registry import available_artifacts, merged_settings
@@ -190,6 +192,9 @@ def _check_config():
         resolved_params(name)
     for task, settings in config["tasks"].items():
         check_task_metrics(task, settings["metrics"])
+        if settings.get("protocol") and settings["protocol"] not in PUBLISHED:
+            raise ValueError(f"config key tasks.{task}.protocol: {settings['protocol']!r} is not a published "
+                             f"protocol (known: {', '.join(PUBLISHED)})")
     if config["baseline"] not in METHODS:
         raise ValueError(f"config key baseline: {config['baseline']!r} is not one of the configured methods")
     for name in config.get("training", {}):

@@ -21,6 +21,9 @@ rule table:
         baseline=config["baseline"],
         suite=SUITE,
         options=config["metrics"],
+        protocol=lambda wc: config["tasks"][wc.task].get("protocol"),
+        published_rows=lambda wc: {m: METHODS[m].get("published", {}).get(config["tasks"][wc.task].get("protocol"))
+                                   for m in methods_for(wc.task)},
     log:
         f"{LOGS}/table/{{task}}.log",
     benchmark:

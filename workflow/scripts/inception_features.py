@@ -12,7 +12,8 @@ torch.set_num_threads(snakemake.threads)
 folder = snakemake.params.images
 paths = list_images(folder)
 features, converted = extract_features_with_report(
-    paths, device=device, batch_size=options.get("batch_size", 32), num_workers=options.get("workers", 0)
+    paths, device=device, batch_size=options.get("batch_size", 32), num_workers=options.get("workers", 0),
+    progress=True,
 )
 for name in converted:
     log.warning("converted to RGB: %s", name)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ipbench import tables
+from ipbench.published import CITATIONS, PUBLISHED
 from ipbench.evaluation import groups_by_item, set_value
 from ipbench.tasks import metric_registry
 from ipbench.io import atomic_write_text, read_jsonl
@@ -25,7 +26,7 @@ set_metrics = {name for name, m in metric_registry().items() if m.kind == 'set'}
 if baseline in methods:
     features = {}
     if snakemake.input.features:
-        reference = load_features(snakemake.input.features[-1])["features"]
+        real = load_features(snakemake.input.features[-1])["features"]
         for method, path, manifest_path in zip(methods, snakemake.input.features[:-1], snakemake.input.manifests):
             loaded = load_features(path)
             manifest = read_jsonl(manifest_path)
@@ -47,15 +48,22 @@ if baseline in methods:
                 shared = sorted(features[method].keys() & features[baseline].keys())
                 tests[(method, metric)] = stats.paired_bootstrap_set(
                     set_value(metric, options, fast=True),
-                    [features[method][i] for i in shared], [features[baseline][i] for i in shared], reference,
+                    [features[method][i] for i in shared], [features[baseline][i] for i in shared], real,
                     n_boot=boot.get("set_resamples", 200), seed=boot.get("seed", 0))
             log.info("%s vs %s on %s: %s", method, baseline, metric, tests.get((method, metric)))
 else:
     log.warning("baseline %s does not run task %s: no paired tests", baseline, task)
 
-long = tables.long_table(records, tests)
+protocol = snakemake.params.protocol
+published = PUBLISHED.get(protocol, {})
+rows_of = {method: row for method, row in snakemake.params.published_rows.items() if row in published}
+paper = {(method, metric): value for method, row in rows_of.items() for metric, value in published[row].items()}
+long = tables.long_table(records, tests, paper)
 wide = tables.wide_table(long, methods)
 note_lines = tables.notes(long, snakemake.params.suite, task, baseline)
+if published:
+    wide = tables.with_published(wide, long, published, rows_of)
+    note_lines.append(f"(paper) columns and `paper:` rows: published values, {CITATIONS[protocol]}")
 atomic_write_text(snakemake.output.csv, long.to_csv(index=False))
 atomic_write_text(snakemake.output.md, tables.to_markdown(wide, note_lines))
 atomic_write_text(snakemake.output.tex, tables.to_latex(wide, note_lines, task))
