@@ -17,6 +17,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ipbench import provenance  # noqa: E402
+from ipbench.training.registry import available_artifacts, merged_settings  # noqa: E402
 from ipbench.world.mini_sd import train_unet, train_vae, unet_config, vae_config  # noqa: E402
 from ipbench.world.train_data import render_training_set  # noqa: E402
 
@@ -29,16 +30,19 @@ def main() -> None:
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--clip", default="data/checkpoints/cond_clip")
     args = parser.parse_args()
-    world = yaml.safe_load(Path(args.config).read_text())["world"]
+    configured = yaml.safe_load(Path(args.config).read_text()).get("training", {})
     data = render_training_set(args.n_images, "train", seed=0, workers=8)
     results = {"device": provenance.device_info(), "steps": args.steps}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
+        latent_channels = None
         for name in ("vae", "unet"):
-            training = {key: value for key, value in world["train"][name].items()
-                        if key not in ("steps", "time_limit_s", "seed")}
-            architecture = world.get("architecture", {}).get(name, {})
+            settings = merged_settings(available_artifacts()[name], configured.get(name))
+            architecture = settings.pop("architecture")
+            training = {key: value for key, value in settings.items()
+                        if key not in ("steps", "time_limit_s", "seed", "evaluation")}
             if name == "vae":
+                latent_channels = architecture.get("latent_channels", 4)
                 record = train_vae(scratch / "vae", data, steps=args.steps, device=args.device,
                                    config=vae_config(**architecture), **training)
             else:
@@ -46,7 +50,8 @@ def main() -> None:
 
                 width = CLIPConfig.from_pretrained(args.clip).text_config.hidden_size
                 record = train_unet(scratch / "unet", scratch / "vae", args.clip, data, steps=args.steps,
-                                    device=args.device, config=unet_config(width, **architecture), **training)
+                                    device=args.device, config=unet_config(width, latent_channels=latent_channels,
+                                                                          **architecture), **training)
             results[name] = {"parameters": record["parameters"], "batch_size": record["batch_size"],
                              "seconds_per_step": record["seconds_per_step"],
                              "images_per_second": record["batch_size"] / record["seconds_per_step"]}

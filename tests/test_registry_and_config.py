@@ -119,9 +119,39 @@ def test_default_suite_trains_nothing(tmp_path):
     assert "train_artifact" not in result.stdout and "verify_artifact" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "photos.yaml", "smoke.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "photos.yaml", "smoke.yaml", "paper.yaml"])
 def test_shipped_suites_validate_and_build_a_dag(tmp_path, name):
     copy_code(tmp_path)
     result = snakemake(tmp_path, "-n", configfile=tmp_path / "config" / name)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "provenance" in result.stdout
+
+
+def test_paper_suite_downloads_its_data_with_checksums(tmp_path):
+    """The whole paper DAG builds here (no network needed for a dry run): every archive is a download job."""
+    from ipbench import paper_data
+
+    copy_code(tmp_path)
+    result = snakemake(tmp_path, "-n", configfile=tmp_path / "config" / "paper.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("val2017.zip", "annotations_trainval2017.zip", "val2014.zip", paper_data.DREAMBENCH_ARCHIVE):
+        assert f"data/downloads/{name}" in result.stdout
+    assert "results/paper/images/subject/oracle/manifest.jsonl" in result.stdout
+
+
+def test_published_numbers_sit_beside_ours():
+    import pandas as pd
+
+    from ipbench import tables
+    from ipbench.published import PUBLISHED
+
+    records = [{"method": "oracle", "metrics": {
+        "dino": {"value": 0.7, "ci95": [0.6, 0.8], "n": 4, "n_items": 2, "backbone": "b", "convention": "c"}}}]
+    long = tables.long_table(records, {}, {("oracle", "dino"): 0.774})
+    assert long.paper_value.tolist() == [0.774]
+    wide = tables.with_published(tables.wide_table(long, ["oracle"]), long, PUBLISHED["dreambench"],
+                                 {"oracle": "Real images"})
+    assert wide.loc["oracle", "DINO ↑ (paper)"] == "0.774"
+    assert wide.loc["paper: Textual Inversion (SD)", "DINO ↑ (paper)"] == "0.569"
+    assert wide.loc["paper: DreamBooth (SD)", "DINO ↑"] == "–"
+    assert isinstance(wide, pd.DataFrame)
