@@ -187,7 +187,7 @@ def test_clip_training_saves_a_loadable_backbone(clip_dirs, training_set):
         assert metrics[preset]["steps"] == 6
         assert metrics[preset]["n_twins"] == len(training_set["twin_images"])
         assert (folder / "model.safetensors").stat().st_size < 20e6
-        model = CLIPModel.from_pretrained(folder).eval()
+        model = CLIPModel.from_pretrained(folder, dtype=torch.float32).eval()  # stored as float16
         configs[preset] = model.config
         assert isinstance(AutoProcessor.from_pretrained(folder).image_processor, CLIPImageProcessor)
         backbone = load_backbone(f"hf-clip:{folder}", device="cpu")

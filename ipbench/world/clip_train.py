@@ -5,14 +5,20 @@ image encoder feeds IP-Adapter and unCLIP) and ``judge`` (scores generated
 images; another seed and architecture, so it does not share the conditioning
 model's blind spots).
 
-Training is CLIP's symmetric InfoNCE with a learned temperature, with three
+Training is CLIP's symmetric InfoNCE with a learned temperature, with these
 changes for templated captions: a caption with attributes dropped ("a red
 object") is true of many images in a batch, so every image it describes
 counts as a positive; blob *twins* (the same blob drawn twice, see
 :mod:`ipbench.world.train_data`) add an image-image InfoNCE term, so that image
-embeddings tell one blob from another (CLIP-I), which no caption names; and
+embeddings tell one blob from another (CLIP-I), which no caption names;
 linear attribute classifiers on the image embedding, used in training only,
-speed up learning the fine attributes (shape, texture).
+speed up learning the fine attributes (shape, texture); *hard negatives*,
+captions one attribute away from an image's own, join the image-to-text
+softmax, since a random batch almost never holds two images that only
+position tells apart (without them the text tower all but ignores position
+words); and augmentations that keep every named attribute true (brightness,
+contrast, hue, 1-px shifts, blur, noise, VAE reconstructions) make the judge
+score content rather than render statistics.
 """
 from __future__ import annotations
 
@@ -53,6 +59,8 @@ PRESETS = {
 }
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp on the learned temperature
 CAPTION_VARIANTS = 8  # captions (each with its own random drops) pre-tokenized per image
+# augment's blur and noise (train_data.degrade); at blur 0.8 px the shape CNN misreads 1.5% of textures.
+MAX_BLUR, MAX_NOISE = 0.7, 8 / 255
 
 
 def clip_config(preset: str, tokenizer):
@@ -90,42 +98,50 @@ class _DeviceData:
     images: torch.Tensor  # (N, 64, 64, 3) uint8
     twin_images: torch.Tensor  # (M, 64, 64, 3) uint8
     twin_source: torch.Tensor  # (M,) index into images
-    codes: torch.Tensor  # (N, A) attribute value codes
+    codes: torch.Tensor  # (N, A) attribute value codes (train_data.value_codes)
     token_ids: torch.Tensor  # (N, V, L) caption variants, tokenized
     token_mask: torch.Tensor  # (N, V, L)
     omitted: torch.Tensor  # (N, V, A) bool: attributes each caption variant leaves out
 
 
-def _tokenize_variants(tokenizer, scenes, variants: int, rng: np.random.Generator):
+def _tokenize_variants(tokenizer, scenes, variants: int, rng: np.random.Generator, width: int | None = None):
     texts, omitted = zip(*(train_data.training_captions(scenes, rng) for _ in range(variants)))
     texts = [text for variant in zip(*texts) for text in variant]  # image-major: (N * V)
     unique, inverse = np.unique(texts, return_inverse=True)  # far fewer distinct captions than pairs
-    tokens = tokenizer(unique.tolist(), padding=True, truncation=True, max_length=MAX_LENGTH,
-                       return_tensors="pt")
+    padding = {"padding": "max_length", "max_length": width} if width else {"padding": True}
+    tokens = tokenizer(unique.tolist(), truncation=True, return_tensors="pt",
+                       **{"max_length": MAX_LENGTH, **padding})
     inverse = torch.from_numpy(inverse.reshape(len(scenes), variants))
     return tokens["input_ids"][inverse], tokens["attention_mask"][inverse], np.stack(omitted, axis=1)
 
 
-def _to_device(data: dict, tokenizer, seed: int, device: torch.device) -> _DeviceData:
+def _to_device(data: dict, tokenizer, seed: int, device: torch.device, width: int | None = None) -> _DeviceData:
     token_ids, token_mask, omitted = _tokenize_variants(
-        tokenizer, data["scenes"], CAPTION_VARIANTS, np.random.default_rng([seed, 7])
+        tokenizer, data["scenes"], CAPTION_VARIANTS, np.random.default_rng([seed, 7]), width
     )
     return _DeviceData(
         images=torch.from_numpy(data["images"]).to(device),
         twin_images=torch.from_numpy(data["twin_images"]).to(device),
         twin_source=torch.from_numpy(data["twin_source"]).to(device),
-        codes=torch.from_numpy(train_data.attribute_codes(data["scenes"])).to(device),
+        codes=torch.from_numpy(train_data.value_codes(data["scenes"])).to(device),
         token_ids=token_ids.to(device),
         token_mask=token_mask.to(device),
         omitted=torch.from_numpy(omitted).to(device),
     )
 
 
-def _pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, generator, augment: bool):
-    """uint8 NHWC -> normalised float NCHW, as the saved image processor does, plus light degradation."""
+def _pixels(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, generator, augment: bool,
+            keep_attributes: dict | None = None):
+    """uint8 NHWC -> normalised float NCHW, as the saved image processor does, plus light degradation.
+
+    ``keep_attributes``: keyword arguments of :func:`train_data.keep_attributes_augment`
+    (brightness, contrast, hue, translation), applied before blur and noise.
+    """
     pixels = images.permute(0, 3, 1, 2).float() / 255.0
+    if keep_attributes:
+        pixels = train_data.keep_attributes_augment(pixels, generator, **keep_attributes)
     if augment:
-        pixels = train_data.degrade(pixels, generator, max_blur=0.8, max_noise=8 / 255)
+        pixels = train_data.degrade(pixels, generator, max_blur=MAX_BLUR, max_noise=MAX_NOISE)
     return (pixels - mean) / std
 
 
@@ -135,7 +151,73 @@ def _multi_positive_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.
     return -(targets * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
+def hard_negative_targets(codes, omitted, negative_codes, negative_omitted, valid):
+    """Image-to-text positives over [batch captions, hard negatives]: (B, B + B*k) bool.
+
+    Row ``i`` marks every candidate caption true of image ``i``: batch caption
+    ``j`` when it is (as in :func:`train_data.caption_true_of`), and hard negative
+    ``(j, m)`` (flattened j-major) when it is too, since a negative of image ``j``
+    may describe image ``i``. Invalid negatives are never positives.
+    """
+    batch_true = train_data.caption_true_of(codes, omitted)  # (text, image)
+    flat_codes, flat_omitted = negative_codes.flatten(0, 1), negative_omitted.flatten(0, 1)
+    negative_true = train_data.texts_true_of(flat_codes, flat_omitted, codes) & valid.reshape(-1, 1)
+    return torch.cat([batch_true.T, negative_true.T], dim=1)
+
+
 # ---------------------------------------------------------------- training
+
+# Per-preset defaults of train_clip's recipe options (a keyword argument left at None takes these).
+RECIPES = {
+    "conditioning": {"hard_negatives": 4, "hard_negative_position_weight": 3.0, "position_head_weight": 6.0,
+                     "brightness": 0.0, "contrast": 0.0, "hue_degrees": 0.0, "translate": 0},
+    "judge": {"hard_negatives": 2, "hard_negative_position_weight": 1.0, "position_head_weight": 6.0,
+              "brightness": train_data.BRIGHTNESS,
+              "contrast": train_data.CONTRAST, "hue_degrees": train_data.HUE_DEGREES,
+              "translate": train_data.TRANSLATE},
+}
+VALIDATION_SEED = 0  # the val split's scenes 0..val_n-1 are train_clip's in-training validation set
+
+
+def _validation_set(tokenizer, n: int, device):
+    """Pixels of ``n`` val-split renders, zero-shot prompts (position, colour), and their full captions
+    with each of the 9 positions."""
+    from ipbench.world.render import sample_scene, scene_rng
+
+    scenes = [sample_scene(scene_rng("val", VALIDATION_SEED, index), "val") for index in range(n)]
+    tokens = {}
+    for attribute in ("position", "colour"):
+        tokens[attribute] = tokenizer(zero_shot_prompts(attribute), padding=True, return_tensors="pt").to(device)
+    variants = [caption(dataclasses.replace(scene, position=position)) for scene in scenes for position in POSITIONS]
+    tokens["templated"] = tokenizer(variants, padding=True, return_tensors="pt").to(device)
+    truth = {
+        "position": torch.tensor([list(POSITIONS).index(scene.position) for scene in scenes], device=device),
+        "colour": torch.tensor([list(COLOURS).index(scene.colour) for scene in scenes], device=device),
+    }
+    images = torch.from_numpy(np.stack([render(scene) for scene in scenes])).to(device)
+    return images, tokens, truth
+
+
+@torch.no_grad()
+def _validate(model, validation, mean, std, device) -> dict:
+    from ipbench.training.loop import autocast
+
+    images, tokens, truth = validation
+    model.eval()
+    with autocast(device):
+        image_embeds = F.normalize(model.get_image_features(
+            pixel_values=_pixels(images, mean, std, None, False)).pooler_output.float(), dim=-1)
+        text = {name: F.normalize(model.get_text_features(**batch).pooler_output.float(), dim=-1)
+                for name, batch in tokens.items()}
+    model.train()
+    results = {}
+    for attribute in ("position", "colour"):
+        predicted = (image_embeds @ text[attribute].T).argmax(dim=1)
+        results[f"val_zero_shot_{attribute}"] = (predicted == truth[attribute]).float().mean().item()
+    templated = text["templated"].reshape(len(images), len(POSITIONS), -1)
+    predicted = torch.einsum("npd,nd->np", templated, image_embeds).argmax(dim=1)
+    results["val_templated_position"] = (predicted == truth["position"]).float().mean().item()
+    return results
 
 
 def train_clip(
@@ -152,6 +234,19 @@ def train_clip(
     augment: bool = True,
     warmup: int | None = None,
     log_every: int = 100,
+    hard_negatives: int | None = None,
+    hard_negative_position_weight: float | None = None,
+    position_head_weight: float | None = None,
+    brightness: float | None = None,
+    contrast: float | None = None,
+    hue_degrees: float | None = None,
+    translate: int | None = None,
+    vae_dir=None,
+    vae_probability: float = 0.25,
+    time_limit_s: float | None = None,
+    val_every: int = 0,
+    val_n: int = 256,
+    progress: bool = True,
 ) -> dict:
     """Train a ``preset`` CLIP on a :func:`train_data.render_training_set` set; save it to ``out_dir``.
 
@@ -160,13 +255,47 @@ def train_clip(
     ``pair_weight``). With ``attribute_weight`` > 0, linear heads on the image
     embedding also classify each attribute (dropped after training): captions
     alone teach shape and texture slowly, since a batch rarely holds images that
-    differ in nothing else. AdamW, linear warmup then cosine decay, bf16
-    autocast on CUDA. Returns the loss history and timings.
+    differ in nothing else; the position head's loss counts ``position_head_weight``
+    times (the blob-twin term, whose twins always move, pulls the image embedding
+    towards ignoring position, and a weak position signal never starts being
+    learned). AdamW, linear warmup then cosine decay over training
+    progress (:class:`ProgressSchedule`), bf16 autocast on CUDA; the weights are
+    saved as float16.
+
+    Options left at None take the preset's value from ``RECIPES``:
+
+    * ``hard_negatives`` k: per image, k captions that differ from its caption
+      variant in exactly one named attribute (:func:`train_data.hard_negatives`),
+      extra candidates in the image-to-text softmax; the attribute is drawn with
+      weight ``hard_negative_position_weight`` for position, 1 for the others.
+      Without them a batch rarely holds two images told apart by position alone,
+      so nothing makes the text tower encode it.
+    * ``brightness``, ``contrast``, ``hue_degrees``, ``translate``: strengths of
+      :func:`train_data.keep_attributes_augment` (0 turns one off); ``augment``
+      adds blur and noise (:func:`train_data.degrade`).
+    * ``vae_dir``: a diffusers AutoencoderKL folder; every training image (and
+      twin) is encoded and decoded once, on ``device``, and each image of a batch
+      is swapped for its reconstruction with probability ``vae_probability``.
+
+    ``time_limit_s`` bounds the whole call, preparation included (recorded as
+    ``stopped_at_step``). ``val_every`` > 0 adds ``val_zero_shot_position``,
+    ``val_zero_shot_colour`` and ``val_templated_position`` (full caption among
+    its 9 position variants) on ``val_n`` val-split renders to the history row
+    of every ``val_every``-th step and the last. Returns the settings, timings,
+    and ``history`` (flat dicts of numbers, each with ``step``).
     """
-    from transformers import CLIPModel, get_cosine_schedule_with_warmup
+    from transformers import CLIPModel
+
+    from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, progress_bar, save_half
 
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}; expected one of {sorted(PRESETS)}")
+    recipe = dict(RECIPES[preset])
+    given = {"hard_negatives": hard_negatives, "hard_negative_position_weight": hard_negative_position_weight,
+             "position_head_weight": position_head_weight,
+             "brightness": brightness, "contrast": contrast, "hue_degrees": hue_degrees, "translate": translate}
+    recipe.update({key: value for key, value in given.items() if value is not None})
+    n_negatives = int(recipe["hard_negatives"])
     seed = PRESETS[preset]["seed"] if seed is None else seed
     device = torch.device(device)
     out_dir = Path(out_dir)
@@ -176,11 +305,25 @@ def train_clip(
     processor = image_processor()
     torch.manual_seed(seed)
     model = CLIPModel(clip_config(preset, tokenizer)).to(device).train()
-    on_device = _to_device(data, tokenizer, seed, device)
-    n_classes = (on_device.codes.max(dim=0).values + 1).tolist()
+    assembler = train_data.CaptionTokens(tokenizer, device) if n_negatives else None
+    on_device = _to_device(data, tokenizer, seed, device, assembler.max_length if assembler else None)
+    n_classes = [len(values) for values in train_data.ATTRIBUTE_VALUES.values()]
     heads = torch.nn.ModuleList(torch.nn.Linear(model.config.projection_dim, n) for n in n_classes).to(device)
     mean = torch.tensor(processor.image_mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_std, device=device).view(1, 3, 1, 1)
+    keep_attributes = {"brightness": recipe["brightness"], "contrast": recipe["contrast"],
+                       "hue_degrees": recipe["hue_degrees"], "max_shift": int(recipe["translate"])}
+    keep_attributes = keep_attributes if any(keep_attributes.values()) else None
+    weights = torch.ones(len(ATTRIBUTES), device=device)
+    weights[ATTRIBUTES.index("position")] = recipe["hard_negative_position_weight"]
+    position = ATTRIBUTES.index("position")
+    vae_seconds = 0.0
+    if vae_dir:
+        vae_started = time.perf_counter()
+        recon = train_data.vae_reconstructions(vae_dir, on_device.images, device)
+        twin_recon = train_data.vae_reconstructions(vae_dir, on_device.twin_images, device)
+        vae_seconds = time.perf_counter() - vae_started
+    validation = _validation_set(tokenizer, val_n, device) if val_every else None
     prepared = time.perf_counter()
 
     trained_parameters = list(model.parameters()) + (list(heads.parameters()) if attribute_weight > 0 else [])
@@ -191,32 +334,56 @@ def train_clip(
         betas=(0.9, 0.98), eps=1e-6,
     )
     warmup = min(500, steps // 10) if warmup is None else warmup
-    schedule = get_cosine_schedule_with_warmup(optimizer, warmup, steps)
+    # The time limit covers the whole call; what preparation used up is gone (at least a sliver is left,
+    # since a limit <= 0 would read as none).
+    remaining = max(time_limit_s - (prepared - started), 1e-9) if time_limit_s else None
+    schedule = ProgressSchedule(optimizer, lr, steps, remaining, warmup=warmup)
     generator = torch.Generator(device).manual_seed(seed)
     n_images, n_twins = len(on_device.images), len(on_device.twin_images)
     n_pairs = batch_size // 8 if n_twins and pair_weight > 0 else 0
     variants = on_device.token_ids.shape[1]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     history = []
+    bar = progress_bar(steps, f"train {preset} CLIP") if progress else None
+    step = 0
     for step in range(steps):
+        if schedule.finished(step):
+            break
+        current_lr = schedule.set_lr(step)
         pairs = torch.randint(max(n_twins, 1), (n_pairs,), device=device, generator=generator)
         rest = torch.randint(n_images, (batch_size - n_pairs,), device=device, generator=generator)
         index = torch.cat([on_device.twin_source[pairs], rest])
         variant = torch.randint(variants, (batch_size,), device=device, generator=generator)
         images = torch.cat([on_device.images[index], on_device.twin_images[pairs]])
-        pixels = _pixels(images, mean, std, generator, augment)
-        with autocast:
-            output = model(
-                input_ids=on_device.token_ids[index, variant],
-                attention_mask=on_device.token_mask[index, variant],
-                pixel_values=pixels,
-            )
+        if vae_dir:
+            swap = torch.rand(len(images), device=device, generator=generator) < vae_probability
+            images = torch.where(swap[:, None, None, None], torch.cat([recon[index], twin_recon[pairs]]), images)
+        pixels = _pixels(images, mean, std, generator, augment, keep_attributes)
+        codes, omitted = on_device.codes[index], on_device.omitted[index, variant]
+        input_ids, attention_mask = on_device.token_ids[index, variant], on_device.token_mask[index, variant]
+        if n_negatives:
+            negative_codes, negative_omitted, changed, valid = train_data.hard_negatives(
+                codes, omitted, n_negatives, generator, weights)
+            negative_ids, negative_mask = assembler(negative_codes.flatten(0, 1), negative_omitted.flatten(0, 1),
+                                                    width=input_ids.shape[1])
+            input_ids, attention_mask = torch.cat([input_ids, negative_ids]), torch.cat([attention_mask, negative_mask])
+        with autocast(device):
+            output = model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixels)
         scale = model.logit_scale.exp()
         image_embeds, twin_embeds = output.image_embeds[:batch_size], output.image_embeds[batch_size:]
-        true_of = train_data.caption_true_of(on_device.codes[index], on_device.omitted[index, variant])
-        logits = scale * output.text_embeds.float() @ image_embeds.float().T
-        loss_text = 0.5 * (_multi_positive_nce(logits, true_of) + _multi_positive_nce(logits.T, true_of.T))
+        text_embeds = output.text_embeds[:batch_size].float()
+        true_of = train_data.caption_true_of(codes, omitted)
+        logits = scale * text_embeds @ image_embeds.float().T
+        if n_negatives:
+            negative_embeds = output.text_embeds[batch_size:].float()
+            negative_logits = scale * image_embeds.float() @ negative_embeds.T  # (B, B*k)
+            negative_logits = negative_logits.masked_fill(~valid.reshape(1, -1), -1e4)
+            image_to_text = torch.cat([logits.T, negative_logits], dim=1)
+            targets = hard_negative_targets(codes, omitted, negative_codes, negative_omitted, valid)
+            loss_image_to_text = _multi_positive_nce(image_to_text, targets)
+        else:
+            loss_image_to_text = _multi_positive_nce(logits.T, true_of.T)
+        loss_text = 0.5 * (_multi_positive_nce(logits, true_of) + loss_image_to_text)
         loss = loss_text
         if n_pairs:
             same_blob = pairs[:, None] == pairs[None, :]
@@ -226,39 +393,60 @@ def train_clip(
             )
             loss = loss + pair_weight * loss_pair
         if attribute_weight > 0:
-            codes = on_device.codes[index]
-            loss_attributes = sum(F.cross_entropy(head(image_embeds.float()), codes[:, k])
-                                  for k, head in enumerate(heads)) / len(heads)
+            losses = [F.cross_entropy(head(image_embeds.float()), codes[:, k]) for k, head in enumerate(heads)]
+            loss_attributes = (sum(losses) + (recipe["position_head_weight"] - 1) * losses[position]) / len(heads)
             loss = loss + attribute_weight * loss_attributes
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained_parameters, 1.0)
         optimizer.step()
-        schedule.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-        if step % log_every == 0 or step == steps - 1:
+        last = step == steps - 1 or schedule.finished(step + 1)
+        validate_now = val_every and (step % val_every == 0 or last)
+        if step % log_every == 0 or last or validate_now:
             record = {"step": step, "loss": loss.item(), "loss_text": loss_text.item(),
-                      "logit_scale": scale.item()}
+                      "logit_scale": scale.item(), "lr": current_lr}
             if n_pairs:
                 record["loss_pair"] = loss_pair.item()
             if attribute_weight > 0:
                 record["loss_attributes"] = loss_attributes.item()
+                record["loss_position_head"] = losses[position].item()
+            if n_negatives:
+                with torch.no_grad():
+                    own = logits.diagonal()[:, None]  # image i with its own caption
+                    beaten = (negative_logits.reshape(batch_size, batch_size, n_negatives)
+                              .diagonal(dim1=0, dim2=1).T < own) | ~valid  # (B, k): own negatives
+                    record["hard_negative_accuracy"] = beaten.float().mean().item()
+                    is_position = (changed == position) & valid
+                    if is_position.any():
+                        record["hard_negative_accuracy_position"] = beaten[is_position].float().mean().item()
+            if validate_now:
+                record.update(_validate(model, validation, mean, std, device))
             history.append(record)
+        if bar is not None:
+            bar.update(1)
+    else:
+        step = steps
+    if bar is not None:
+        bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     trained = time.perf_counter()
 
-    model.eval().save_pretrained(out_dir)  # safetensors
+    save_half(model.eval(), out_dir)  # safetensors, float16
     processor.save_pretrained(out_dir)
     metrics = {
-        "preset": preset, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
-        "pair_weight": pair_weight, "attribute_weight": attribute_weight,
-        "n_images": n_images, "n_twins": n_twins,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "prepare_seconds": prepared - started, "train_seconds": trained - prepared,
-        "pairs_per_second": steps * batch_size / max(trained - prepared, 1e-9),
-        "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"], "history": history,
+        "preset": preset, "seed": seed, "steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr,
+        "pair_weight": pair_weight, "attribute_weight": attribute_weight, "augment": augment, **recipe,
+        "vae_dir": str(vae_dir) if vae_dir else None, "vae_probability": vae_probability if vae_dir else 0.0,
+        "time_limit_s": time_limit_s, "n_images": n_images, "n_twins": n_twins,
+        "parameters": parameter_count(model), "device": str(device),
+        "prepare_seconds": prepared - started, "vae_seconds": vae_seconds, "train_seconds": trained - prepared,
+        "seconds_per_step": (trained - prepared) / max(step, 1),
+        "pairs_per_second": step * batch_size / max(trained - prepared, 1e-9),
+        "first_loss": history[0]["loss"] if history else None,
+        "final_loss": history[-1]["loss"] if history else None, "history": history,
     }
     (out_dir / "training.json").write_text(json.dumps(metrics, indent=1))
     return metrics
@@ -343,6 +531,65 @@ def evaluate_clip(model_dir, device: str = "cpu", n: int = 1000, n_subjects: int
         "n_subjects": n_subjects,
     })
     return results
+
+
+DISPLACED_ATTRIBUTES = ("size", "colour", "texture", "shape", "background", "position")
+
+
+def text_state_displacement(clip_dir, n: int = 200, seed: int = 0, device: str = "cpu") -> dict:
+    """How far the UNet's conditioning moves when a caption changes one attribute's value.
+
+    For the first ``n`` non-blob scenes of ``held_out_scenes`` (blobs have no
+    texture to change), the mean L2 distance between the last hidden states of
+    the text tower (padded to max length, the whole (L, D) array, as
+    :func:`ipbench.world.mini_sd.encode_text` feeds the UNet) of the full caption
+    and of the caption with that attribute set to another value, drawn
+    uniformly (seeded). Keys: each attribute of ``DISPLACED_ATTRIBUTES``;
+    ``position_top_left_bottom_right``, the same caption with "top left" and
+    with "bottom right"; ``position_over_colour``, the ratio of the position and
+    colour figures; and ``n``.
+    """
+    from ipbench.world.mini_sd import encode_text, load_clip_towers
+
+    tokenizer, text_encoder, _, _ = load_clip_towers(clip_dir)
+    text_encoder = text_encoder.to(device)
+    scenes = _non_blob_scenes(n, seed)
+    rng = np.random.default_rng([seed, 11])
+
+    def states(texts):
+        with torch.no_grad():
+            return torch.cat([encode_text(tokenizer, text_encoder, texts[i : i + 256], device).float().cpu()
+                              for i in range(0, len(texts), 256)])
+
+    def distance(a, b):
+        return float((states(a) - states(b)).flatten(1).norm(dim=1).mean())
+
+    base = [caption(scene) for scene in scenes]
+    values = {**ZERO_SHOT_VALUES, "shape": SHAPES}
+    results = {}
+    for attribute in DISPLACED_ATTRIBUTES:
+        changed = [caption(dataclasses.replace(scene, **{attribute: str(rng.choice(
+            [v for v in values[attribute] if v != getattr(scene, attribute)]))})) for scene in scenes]
+        results[attribute] = distance(base, changed)
+    results["position_top_left_bottom_right"] = distance(
+        [caption(dataclasses.replace(scene, position="top left")) for scene in scenes],
+        [caption(dataclasses.replace(scene, position="bottom right")) for scene in scenes])
+    results["position_over_colour"] = results["position"] / results["colour"]
+    results["n"] = len(scenes)
+    return results
+
+
+def _non_blob_scenes(n: int, seed: int) -> list[Scene]:
+    """The first ``n`` non-blob scenes of the test split's stream (``held_out_scenes`` without its blobs)."""
+    from ipbench.world.render import sample_scene, scene_rng
+
+    scenes, index = [], 0
+    while len(scenes) < n:
+        scene = sample_scene(scene_rng("test", seed, index), "test")
+        if scene.shape != BLOB:
+            scenes.append(scene)
+        index += 1
+    return scenes
 
 
 # ---------------------------------------------------------------- command line

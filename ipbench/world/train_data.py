@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 from ipbench.world.render import (
-    ATTRIBUTES, BACKGROUNDS, BLOB, BLOB_SEED_RANGES, MAX_JITTER, POSITIONS, SIZES, Scene, blob_palette, caption,
-    render, sample_scene, scene_rng,
+    ALL_SHAPES, ATTRIBUTES, BACKGROUNDS, BLOB, BLOB_SEED_RANGES, COLOURS, MAX_JITTER, POSITIONS, SIZES, TEXTURES,
+    Scene, blob_palette, caption, render, sample_scene, scene_rng,
 )
 
 BLOB_FRACTION = 0.22  # sample_scene alone gives 1/9
@@ -164,7 +164,163 @@ def caption_true_of(codes, omitted):
     It does when every attribute it names has scene ``j``'s value. Works on
     numpy arrays and torch tensors alike.
     """
-    return ((codes[:, None, :] == codes[None, :, :]) | omitted[:, None, :]).all(-1)
+    return texts_true_of(codes, omitted, codes)
+
+
+def texts_true_of(text_codes, text_omitted, image_codes):
+    """(t, n) bool: the caption naming ``text_codes[i]`` except ``text_omitted[i]`` is true of image ``j``.
+
+    :func:`caption_true_of` for captions that need not be any image's own (hard
+    negatives); codes of both sides must come from one coding (:func:`value_codes`).
+    """
+    return ((text_codes[:, None, :] == image_codes[None, :, :]) | text_omitted[:, None, :]).all(-1)
+
+
+# ---------------------------------------------------------------- global value codes and hard negatives
+
+# Every value of every attribute, in ATTRIBUTES order; a blob's texture is None, the last texture code.
+ATTRIBUTE_VALUES = {
+    "size": tuple(SIZES), "colour": tuple(COLOURS), "texture": TEXTURES + (None,), "shape": ALL_SHAPES,
+    "background": tuple(BACKGROUNDS), "position": tuple(POSITIONS),
+}
+assert tuple(ATTRIBUTE_VALUES) == ATTRIBUTES
+# How many values a caption can name: all but the blob's texture (None).
+NAMEABLE_VALUES = tuple(len(values) - (name == "texture") for name, values in ATTRIBUTE_VALUES.items())
+SHAPE, TEXTURE = ATTRIBUTES.index("shape"), ATTRIBUTES.index("texture")
+BLOB_CODE = ALL_SHAPES.index(BLOB)
+
+
+def value_codes(scenes: list[Scene]) -> np.ndarray:
+    """(n, len(ATTRIBUTES)) int64: each attribute's value as its index in ``ATTRIBUTE_VALUES``.
+
+    Unlike :func:`attribute_codes` the coding does not depend on which scenes
+    are passed, so captions made up from codes (hard negatives) compare with
+    any image's codes.
+    """
+    lookup = [{value: index for index, value in enumerate(values)} for values in ATTRIBUTE_VALUES.values()]
+    return np.array([[table[getattr(scene, name)] for name, table in zip(ATTRIBUTES, lookup)] for scene in scenes],
+                    dtype=np.int64).reshape(len(scenes), len(ATTRIBUTES))
+
+
+def hard_negatives(codes, omitted, k: int, generator, weights=None):
+    """``k`` captions per caption (``codes``, ``omitted``: (n, A)) that differ from it in one named attribute.
+
+    The attribute is drawn among those the caption names, with probability
+    proportional to ``weights`` (A,) (default equal), and its value uniformly
+    among the other nameable values. A caption whose shape becomes "blob"
+    leaves texture out, as :func:`caption` writes it. Returns ``(codes,
+    omitted, changed, valid)``: (n, k, A), (n, k, A), (n, k) attribute index,
+    and (n, k) bool, False where the caption names nothing (then the row is
+    a copy and must not be used). Torch tensors; ``codes`` from :func:`value_codes`.
+    """
+    import torch
+
+    n, n_attributes = codes.shape
+    device = codes.device
+    weights = torch.ones(n_attributes, device=device) if weights is None else torch.as_tensor(
+        weights, dtype=torch.float32, device=device)
+    probabilities = (~omitted).float() * weights[None]
+    valid = probabilities.sum(dim=1) > 0
+    probabilities = torch.where(valid[:, None], probabilities, torch.ones_like(probabilities))
+    changed = torch.multinomial(probabilities, k, replacement=True, generator=generator)  # (n, k)
+    counts = torch.tensor(NAMEABLE_VALUES, device=device)[changed]
+    offset = 1 + (torch.rand(changed.shape, device=device, generator=generator) * (counts - 1)).long()
+    new_value = (codes.gather(1, changed) + offset) % counts
+    negative_codes = codes[:, None, :].repeat(1, k, 1)
+    negative_codes.scatter_(2, changed[..., None], new_value[..., None])
+    negative_omitted = omitted[:, None, :].repeat(1, k, 1)
+    negative_omitted[..., TEXTURE] |= negative_codes[..., SHAPE] == BLOB_CODE
+    return negative_codes, negative_omitted, changed, valid[:, None].expand(n, k)
+
+
+class CaptionTokens:
+    """:func:`caption`'s token ids, assembled on the data's device from value codes and omitted masks.
+
+    The world tokenizer has one token per word, so a caption is the
+    concatenation of its parts' tokens: article, size, colour, texture, shape
+    (or "object"), "on a <background> background", ", <position>". The
+    constructor checks that against the tokenizer on a sample of captions.
+    """
+
+    def __init__(self, tokenizer, device="cpu", check: int = 64):
+        import torch
+
+        def ids(text):
+            return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        def table(pieces):
+            width = max(len(piece) for piece in pieces)
+            return torch.tensor([piece + [-1] * (width - len(piece)) for piece in pieces], device=device)
+
+        parts = {
+            "size": [ids(v) for v in SIZES], "colour": [ids(v) for v in COLOURS],
+            "texture": [ids(v) for v in TEXTURES] + [[]],
+            "shape": [ids(v) for v in ALL_SHAPES] + [ids("object")],  # last: shape left out
+            "background": [ids(f"on a {v} background") for v in BACKGROUNDS],
+            "position": [ids(f", {v}") for v in POSITIONS],
+        }
+        self.tables = {name: table(pieces) for name, pieces in parts.items()}
+        words = {"size": list(SIZES), "colour": list(COLOURS), "texture": list(TEXTURES) + [""],
+                 "shape": list(ALL_SHAPES) + ["object"]}
+        self.vowel = {name: torch.tensor([w[:1] in tuple("aeiou") for w in values], device=device)
+                      for name, values in words.items()}
+        self.articles = table([ids("a"), ids("an")])
+        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+        self.max_length = 2 + self.articles.shape[1] + sum(t.shape[1] for t in self.tables.values())
+        self.device = device
+        if check:
+            self._check(tokenizer, check)
+
+    def __call__(self, codes, omitted, width: int | None = None):
+        """(ids, attention_mask), each (n, width): the tokenized captions, padded like the tokenizer pads."""
+        import torch
+
+        width = width or self.max_length
+        named = ~omitted
+        column = {name: ATTRIBUTES.index(name) for name in ATTRIBUTES}
+        shape_row = torch.where(named[:, SHAPE], codes[:, SHAPE], len(ALL_SHAPES))
+        texture_named = named[:, TEXTURE] & (codes[:, SHAPE] != BLOB_CODE)
+
+        def piece(name, rows, present):
+            return torch.where(present[:, None], self.tables[name][rows], -1)
+
+        vowel = self.vowel["shape"][shape_row]
+        for name, present in (("texture", texture_named), ("colour", named[:, column["colour"]]),
+                              ("size", named[:, column["size"]])):
+            vowel = torch.where(present, self.vowel[name][codes[:, column[name]]], vowel)
+        n = len(codes)
+        sequence = torch.cat([
+            torch.full((n, 1), self.bos, device=codes.device), self.articles[vowel.long()],
+            piece("size", codes[:, column["size"]], named[:, column["size"]]),
+            piece("colour", codes[:, column["colour"]], named[:, column["colour"]]),
+            piece("texture", codes[:, TEXTURE], texture_named),
+            self.tables["shape"][shape_row],
+            piece("background", codes[:, column["background"]], named[:, column["background"]]),
+            piece("position", codes[:, column["position"]], named[:, column["position"]]),
+            torch.full((n, 1), self.eos, device=codes.device),
+        ], dim=1)
+        real = sequence >= 0
+        order = torch.sort((~real).to(torch.int8), dim=1, stable=True).indices  # real tokens first, in order
+        sequence, real = sequence.gather(1, order), real.gather(1, order)
+        if real.sum(dim=1).max() > width:
+            raise ValueError(f"captions of up to {int(real.sum(dim=1).max())} tokens do not fit width {width}")
+        if sequence.shape[1] < width:
+            sequence = torch.nn.functional.pad(sequence, (0, width - sequence.shape[1]), value=-1)
+            real = torch.nn.functional.pad(real, (0, width - real.shape[1]), value=False)
+        sequence, real = sequence[:, :width], real[:, :width]
+        return torch.where(real, sequence, self.pad), real.long()
+
+    def _check(self, tokenizer, count: int) -> None:
+        import torch
+
+        rng = np.random.default_rng(0)
+        scenes = [training_scene(scene_rng("train", 0, index), "train") for index in range(count)]
+        texts, omitted = training_captions(scenes, rng)
+        ids, mask = self(torch.from_numpy(value_codes(scenes)).to(self.device),
+                         torch.from_numpy(omitted).to(self.device))
+        expected = tokenizer(texts, padding="max_length", max_length=self.max_length, return_tensors="pt")
+        if not (torch.equal(ids.cpu(), expected["input_ids"]) and torch.equal(mask.cpu(), expected["attention_mask"])):
+            raise ValueError("CaptionTokens disagrees with the tokenizer: the caption template or vocabulary changed")
 
 
 # ---------------------------------------------------------------- augmentation (torch, on the data's device)
@@ -209,3 +365,106 @@ def degrade(images, generator, max_blur=1.0, max_noise=12 / 255, max_gain=0.0):
     noise = torch.randn(images.shape, device=images.device, generator=generator)
     images = images + noise * draw(max_noise)[:, None, None, None]
     return images.clamp(0, 1)
+
+
+# ---------------------------------------------------------------- augmentation that keeps every named attribute
+# Each keeps what the analyzers read (background, position, size, colour; shape and texture by the
+# shape CNN) on >= 99% of renders at the default strengths below (tests/test_clip_train.py). The
+# limits are what the analyzers tolerate: background names are absolute colours, so a 10% gain
+# already turns the analyzer's "sand" into "white" or "checker-grey" on about half of the renders
+# (15%: on 80%), and the shape CNN's texture reading gives way first under contrast, hue and blur.
+# No flips or crops: position is named.
+
+BRIGHTNESS = 0.05  # gain 1 +- this; at 0.08 the shape CNN misreads 3% of textures, at 0.1 the analyzer backgrounds
+CONTRAST = 0.15  # factor 1 +- this about each image's mean grey; at 0.2 the shape CNN misreads 1.5% of textures
+HUE_DEGREES = 5.0  # rotation of the YIQ chroma plane; 8 degrees costs ~1% of textures, 15 turns cyan blue or green
+TRANSLATE = 1  # px, whole pixels, edges replicated; a centroid sits >= 2.8 px inside its cell
+
+_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
+def adjust_brightness(images, gain):
+    """Float images (B, C, H, W) in [0, 1] times ``gain`` (B,), clamped."""
+    return (images * gain[:, None, None, None]).clamp(0, 1)
+
+
+def adjust_contrast(images, factor):
+    """Each image's deviation from its own mean grey scaled by ``factor`` (B,), clamped."""
+    grey = images.mean(dim=(1, 2, 3), keepdim=True)
+    return ((images - grey) * factor[:, None, None, None] + grey).clamp(0, 1)
+
+
+def rotate_hue(images, degrees):
+    """Turn each image's chroma by ``degrees`` (B,) in YIQ (luma kept), clamped."""
+    import torch
+
+    to_yiq = torch.tensor(_RGB_TO_YIQ, dtype=images.dtype, device=images.device)
+    angle = torch.deg2rad(degrees.to(images.dtype))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.zeros(len(images), 3, 3, dtype=images.dtype, device=images.device)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2], rotation[:, 2, 1], rotation[:, 2, 2] = cos, -sin, sin, cos
+    transform = torch.linalg.inv(to_yiq) @ rotation @ to_yiq  # (B, 3, 3) in RGB
+    return torch.einsum("bij,bjhw->bihw", transform, images).clamp(0, 1)
+
+
+def translate(images, dx, dy):
+    """Shift each image by whole pixels ``dx``, ``dy`` (B,) (right, down), replicating the edges."""
+    import torch
+
+    batch, channels, height, width = images.shape
+    rows = (torch.arange(height, device=images.device)[None] - dy[:, None]).clamp(0, height - 1)  # (B, H)
+    columns = (torch.arange(width, device=images.device)[None] - dx[:, None]).clamp(0, width - 1)  # (B, W)
+    flat = images.reshape(batch, channels, height * width)
+    index = (rows[:, :, None] * width + columns[:, None, :]).reshape(batch, 1, height * width)
+    return flat.gather(2, index.expand(batch, channels, height * width)).reshape(images.shape)
+
+
+def keep_attributes_augment(images, generator, brightness=BRIGHTNESS, contrast=CONTRAST, hue_degrees=HUE_DEGREES,
+                            max_shift=TRANSLATE, p: float = 0.5):
+    """Random brightness, contrast, hue and 1-px translation of float images in [0, 1], each on ~``p`` of them.
+
+    Every named attribute stays true at the default strengths (see above);
+    a strength of 0 turns that change off. Combine with :func:`degrade` for
+    blur and noise.
+    """
+    import torch
+
+    batch, device = images.shape[0], images.device
+
+    def draw(maximum):  # uniform in [-maximum, maximum] on ~p of the images, else 0
+        values = (torch.rand(batch, device=device, generator=generator) * 2 - 1) * maximum
+        return values * (torch.rand(batch, device=device, generator=generator) < p)
+
+    if max_shift:
+        shift = torch.randint(-max_shift, max_shift + 1, (2, batch), device=device, generator=generator)
+        shift = shift * (torch.rand(batch, device=device, generator=generator) < p)
+        images = translate(images, shift[0], shift[1])
+    if hue_degrees:
+        images = rotate_hue(images, draw(hue_degrees))
+    if contrast:
+        images = adjust_contrast(images, 1 + draw(contrast))
+    if brightness:
+        images = adjust_brightness(images, 1 + draw(brightness))
+    return images
+
+
+def vae_reconstructions(vae_dir, images, device="cpu", batch_size: int = 256):
+    """uint8 (N, 64, 64, 3) tensor: ``images`` (uint8 NHWC, array or tensor) encoded (posterior mode) and decoded
+    by the diffusers AutoencoderKL in ``vae_dir``, on ``device``; the result stays there."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from ipbench.training.loop import autocast, to_unit_range
+
+    device = torch.device(device)
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
+    images = torch.as_tensor(np.ascontiguousarray(images) if isinstance(images, np.ndarray) else images)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = to_unit_range(images[start : start + batch_size].to(device))
+            with autocast(device):
+                decoded = vae.decode(vae.encode(batch).latent_dist.mode()).sample
+            out.append(((decoded.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
+    return torch.cat(out) if out else torch.zeros((0, 64, 64, 3), dtype=torch.uint8, device=device)
