@@ -1,4 +1,5 @@
 """The whole DAG on the smoke suite, in a scratch copy of the code."""
+import hashlib
 import json
 import re
 import subprocess
@@ -197,6 +198,7 @@ def test_adding_a_method_is_one_file_and_one_config_entry(run):
 
 PER_SUBJECT_METHOD = '''
 """A per-subject artifact: each subject's mean reference colour, trained as its own job."""
+import hashlib
 import json
 
 import numpy as np
@@ -272,3 +274,45 @@ def test_a_failing_method_leaves_no_partial_output(run):
     assert (run / RESULTS / "tables" / "variation.csv").read_bytes() == before
     assert "out of memory (simulated)" in "".join(
         p.read_text() for p in (run / RESULTS / "logs" / "generate_shard" / "variation" / "broken").glob("*.log"))
+
+
+TINY_TRAINING = {
+    "cond_clip": {"steps": 2, "batch_size": 16, "val_every": 0, "evaluation": {"n": 8, "n_subjects": 2}},
+    "judge_clip": {"steps": 2, "batch_size": 16, "val_every": 0, "evaluation": {"n": 8, "n_subjects": 2}},
+    "vae": {"steps": 2, "batch_size": 4, "evaluation": {"n": 8},
+            "architecture": {"block_out_channels": [32, 32], "latent_channels": 8}},
+    "unet": {"steps": 2, "batch_size": 4, "architecture": {"block_out_channels": [32, 32, 32], "layers_per_block": 1},
+             "evaluation": {"n": 2, "guidance_scales": [5.0], "num_inference_steps": 2}},
+}
+
+
+def test_retraining_the_mini_sd_and_judges_runs_through_the_training_rule(tmp_path):
+    """The GPU retraining path, at toy size on CPU: every world model the default suite retrains, in
+    dependency order (the UNet on the new VAE and CLIP, the judge on the new VAE's reconstructions)."""
+    from ipbench.training.registry import available_artifacts
+
+    copy_code(tmp_path)
+    config = smoke_config()
+    config["world"]["train_set"] = {"n": 16, "seed": 0}
+    names = [name for name in TINY_TRAINING] + (["dino"] if "dino" in available_artifacts() else [])
+    config["training"] = {name: TINY_TRAINING.get(name, {"steps": 2, "batch_size": 8}) for name in names}
+    config["retrain"] = ",".join(names)
+    targets = [f"{RESULTS}/trained/{name}/manifest.json" for name in names] + [f"{RESULTS}/pipelines/mini_sd"]
+    result = snakemake(tmp_path, *targets, configfile=write_config(tmp_path, config, "retrain.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    for name in names:
+        folder = tmp_path / RESULTS / "trained" / name
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["artifact"] == name and manifest["rule"] == "train_artifact"
+        assert manifest["settings"]["steps"] == 2 and manifest["validation"]
+        assert (folder / "training_curves.png").stat().st_size > 0
+        for file, digest in manifest["files"].items():
+            assert hashlib.sha256((folder / file).read_bytes()).hexdigest() == digest
+    unet = json.loads((tmp_path / RESULTS / "trained" / "unet" / "manifest.json").read_text())
+    assert {"vae", "cond_clip"} <= set(unet["inputs"])  # trained on the new VAE and CLIP, whose manifests it names
+    judge = json.loads((tmp_path / RESULTS / "trained" / "judge_clip" / "manifest.json").read_text())
+    assert "vae" in judge["inputs"]
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tmp_path / RESULTS / "pipelines" / "mini_sd")
+    assert pipe.unet.config.in_channels == 8 == pipe.vae.config.latent_channels

@@ -22,10 +22,15 @@ def shape_cnn(out_dir: Path, inputs: dict, settings: dict, device: str, subject=
 
 
 def _clip(preset, out_dir, inputs, settings, device, threads):
-    from ipbench.world.clip_train import evaluate_clip, train_clip
+    from ipbench.world.clip_train import evaluate_clip, text_state_displacement, train_clip
 
-    record = train_clip(out_dir, preset, _data(inputs, threads), device=device, **settings)
-    return {**record, "validation": evaluate_clip(out_dir, device=device)}
+    settings = dict(settings)
+    evaluation = settings.pop("evaluation")
+    record = train_clip(out_dir, preset, _data(inputs, threads), device=device, vae_dir=inputs.get("vae"), **settings)
+    validation = evaluate_clip(out_dir, device=device, **evaluation)
+    displacement = text_state_displacement(out_dir, device=device)
+    validation.update({f"text_state_l2_{key}": value for key, value in displacement.items() if key != "n"})
+    return {**record, "validation": validation}
 
 
 def cond_clip(out_dir: Path, inputs: dict, settings: dict, device: str, subject=None, threads: int = 1) -> dict:
