@@ -280,7 +280,7 @@ TINY_TRAINING = {
     "cond_clip": {"steps": 2, "batch_size": 16, "val_every": 0, "evaluation": {"n": 8, "n_subjects": 2}},
     "judge_clip": {"steps": 2, "batch_size": 16, "val_every": 0, "evaluation": {"n": 8, "n_subjects": 2}},
     "vae": {"steps": 2, "batch_size": 4, "evaluation": {"n": 8},
-            "architecture": {"block_out_channels": [32, 32], "latent_channels": 8}},
+            "architecture": {"block_out_channels": [32, 32, 32], "latent_channels": 8}},
     "unet": {"steps": 2, "batch_size": 4, "architecture": {"block_out_channels": [32, 32, 32], "layers_per_block": 1},
              "evaluation": {"n": 2, "guidance_scales": [5.0], "num_inference_steps": 2}},
 }

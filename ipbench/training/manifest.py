@@ -8,6 +8,7 @@ record with its history, and ``training_curves.png`` the history as a figure.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ipbench import provenance
@@ -16,6 +17,17 @@ from metrics.weights import WeightsError, sha256_file
 
 MANIFEST = "manifest.json"
 CURVES = "training_curves.png"
+
+
+def _finite(value):
+    """``value`` with NaN and infinities as None (JSON null): a measure that had nothing to compare is no number."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _input_hashes(inputs: dict[str, str]) -> dict:
@@ -40,7 +52,8 @@ def write_manifest(out_dir: Path, name: str, record: dict, *, inputs: dict[str, 
     from ipbench.training.curves import plot_history
 
     out_dir = Path(out_dir)
-    atomic_write_text(out_dir / "training.json", json.dumps(record, indent=1, default=float) + "\n")
+    record = _finite(json.loads(json.dumps(record, default=float)))
+    atomic_write_text(out_dir / "training.json", json.dumps(record, indent=1, allow_nan=False) + "\n")
     plot_history(record.get("history", []), out_dir / CURVES, title=name + (f" ({subject})" if subject else ""))
     files = {str(p.relative_to(out_dir)): sha256_file(p) for p in sorted(out_dir.rglob("*"))
              if p.is_file() and p.name != MANIFEST}
@@ -61,7 +74,7 @@ def write_manifest(out_dir: Path, name: str, record: dict, *, inputs: dict[str, 
         "validation": record.get("validation", {}),
         "curves": CURVES,
     }
-    atomic_write_json(out_dir / MANIFEST, json.loads(json.dumps(manifest, default=float)))
+    atomic_write_json(out_dir / MANIFEST, _finite(manifest))
     return manifest
 
 

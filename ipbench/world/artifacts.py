@@ -46,3 +46,9 @@ register_artifact(Artifact(
               "architecture": {"block_out_channels": [32, 64, 128], "layers_per_block": 2},
               "evaluation": {"n": 256, "guidance_scales": [1.0, 3.0, 5.0, 7.5], "num_inference_steps": 20}},
     description="the mini SD's text-conditioned UNet2DConditionModel"))
+
+register_artifact(Artifact(
+    "dino", "ipbench.world.train_jobs:dino", kind="world", inputs=TRAIN_SET,
+    defaults={"steps": 4000, "batch_size": 512, "lr": 0.001, "seed": 5, "time_limit_s": None,
+              "evaluation": {"n_subjects": 50}},
+    description="mini DINO, self-distilled on renders without captions; the subject task's DINO column"))

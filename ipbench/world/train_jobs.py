@@ -72,3 +72,12 @@ def _latent_channels(vae_dir) -> int:
     import json
 
     return json.loads((Path(vae_dir) / "config.json").read_text())["latent_channels"]
+
+
+def dino(out_dir: Path, inputs: dict, settings: dict, device: str, subject=None, threads: int = 1) -> dict:
+    from ipbench.world.dino_train import evaluate_dino, train_dino
+
+    settings = dict(settings)
+    evaluation = settings.pop("evaluation")
+    record = train_dino(out_dir, _data(inputs, threads), device=device, **settings)
+    return {**record, "validation": evaluate_dino(out_dir, device=device, **evaluation)}

@@ -52,6 +52,7 @@ rule world_validation:
     params:
         model_dirs={name: SOURCES.artifact_dir(name) for name in WORLD_ARTIFACTS},
         n=WORLD.get("validation", {}).get("n", 500),
+        n_subjects=WORLD.get("validation", {}).get("n_subjects", 50),
         seed=WORLD.get("validation", {}).get("seed", 0),
         options=config["metrics"],
         device=DEVICE,

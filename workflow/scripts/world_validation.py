@@ -14,7 +14,7 @@ from metrics.fid import fid_from_features, kid_from_features, load_features
 log = start_job(snakemake)
 torch.set_num_threads(snakemake.threads)
 device = check_device(snakemake.params.device)
-n, seed = snakemake.params.n, snakemake.params.seed
+n, seed, n_subjects = snakemake.params.n, snakemake.params.seed, snakemake.params.n_subjects
 dirs = snakemake.params.model_dirs
 rows = []
 
@@ -34,7 +34,7 @@ for corruption in CORRUPTIONS:
             0.99)
 
 for name in ("judge_clip", "cond_clip"):
-    quality = evaluate_clip(dirs[name], device=device, n=n, seed=seed)
+    quality = evaluate_clip(dirs[name], device=device, n=n, n_subjects=n_subjects, seed=seed)
     for key, value in quality.items():
         if key.startswith("zero_shot_"):
             attribute = key.removeprefix("zero_shot_")
@@ -54,7 +54,7 @@ judges = {"judge_clip": f"hf-clip:{dirs['judge_clip']}"}
 if "dino" in dirs:
     judges["dino"] = f"hf-dino:{dirs['dino']}"
 for name, spec in judges.items():
-    report = robustness_report(spec, n=n, seed=seed, vae_dir=dirs["vae"], device=device)
+    report = robustness_report(spec, n=n, seed=seed, vae_dir=dirs["vae"], n_subjects=n_subjects, device=device)
     measure = "CLIP-I" if name == "judge_clip" else "DINO"
     for condition, result in report["image"].items():
         add("judge", name, f"{measure}(render, perturbed render)", condition, result["mean"],
