@@ -408,11 +408,12 @@ def test_train_clip_smoke_hard_negatives_augmentation_vae(tmp_path, tiny_vae_dir
     from safetensors import safe_open
     from transformers import CLIPModel
 
-    data = train_data.render_training_set(48, "train", seed=4)
+    data = train_data.render_training_set(24, "train", seed=4)
     metrics = clip_train.train_clip(
-        tmp_path / "clip", "conditioning", data, steps=2, batch_size=16, device="cpu", log_every=1,
-        hard_negatives=2, hard_negative_position_weight=3.0, brightness=0.08, contrast=0.2, hue_degrees=8.0,
-        translate=1, vae_dir=tiny_vae_dir, vae_probability=0.5, val_every=1, val_n=8, progress=False)
+        tmp_path / "clip", "conditioning", data, steps=2, batch_size=8, device="cpu", log_every=1,
+        hard_negatives=2, hard_negative_position_weight=3.0, position_head_weight=4.0, head_warmup_steps=1,
+        brightness=0.08, contrast=0.2, hue_degrees=8.0,
+        translate=1, vae_dir=tiny_vae_dir, vae_probability=0.5, val_every=1, val_n=4, progress=False)
     assert metrics["stopped_at_step"] == 2 and metrics["hard_negatives"] == 2 and metrics["vae_probability"] == 0.5
     history = metrics["history"]
     assert [row["step"] for row in history] == [0, 1]
@@ -420,6 +421,10 @@ def test_train_clip_smoke_hard_negatives_augmentation_vae(tmp_path, tiny_vae_dir
         assert all(isinstance(v, (int, float)) and np.isfinite(v) for v in row.values()), row
         assert {"loss", "loss_text", "hard_negative_accuracy", "val_zero_shot_position",
                 "val_templated_position", "lr"} <= set(row)
+    # Step 0 is head warmup: the attribute heads' loss alone, the position head's counted 4 times.
+    assert history[0]["loss"] == pytest.approx(0.5 * history[0]["loss_attributes"])
+    assert history[1]["loss"] >= history[1]["loss_text"] + 0.5 * history[1]["loss_attributes"] - 1e-5
+    assert history[0]["loss_position_head"] > 0
     assert json.loads((tmp_path / "clip" / "training.json").read_text())["stopped_at_step"] == 2
     with safe_open(tmp_path / "clip" / "model.safetensors", "pt") as weights:
         assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.float16}
