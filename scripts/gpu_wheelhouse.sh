@@ -12,7 +12,7 @@ out=.device/wheels
 mkdir -p "$out"
 platforms=(--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64)
 python3 -m pip download -q --dest "$out" --python-version 3.12 --only-binary=:all: "${platforms[@]}" \
-    diffusers==0.42.1 lpips==0.1.4 clean-fid==0.1.35 snakemake==9.27.1 --no-deps
+    diffusers==0.42.1 importlib_metadata lpips==0.1.4 clean-fid==0.1.35 snakemake==9.27.1 --no-deps
 # snakemake's own requirements, minus pulp and what the GPU image already has.
 deps=$(python3 - <<'PY'
 import email, pathlib, re, zipfile

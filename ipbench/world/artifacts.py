@@ -16,7 +16,7 @@ register_artifact(Artifact(
 # train_clip's recipe options (hard negatives, augmentation strengths) default to its RECIPES per preset.
 CLIP_DEFAULTS = {"steps": 4000, "batch_size": 1024, "lr": 0.001, "seed": 0, "time_limit_s": None,
                  "hard_negatives": None, "hard_negative_position_weight": None, "position_head_weight": None,
-                 "brightness": None, "contrast": None, "hue_degrees": None, "translate": None,
+                 "head_warmup_steps": None, "brightness": None, "contrast": None, "hue_degrees": None, "translate": None,
                  "vae_probability": 0.25, "val_every": 500, "evaluation": {"n": 1000, "n_subjects": 50}}
 
 register_artifact(Artifact(

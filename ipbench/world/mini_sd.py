@@ -238,7 +238,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     step = 0
     train_started = time.perf_counter()
     # The time limit covers the whole call, preparation included.
-    schedule = ProgressSchedule(optimizer, lr, steps, time_limit_s - prepare_seconds if time_limit_s else None)
+    schedule = ProgressSchedule(optimizer, lr, steps, max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None)
     bar = progress_bar(steps, "unet")
     for step in range(steps):
         if schedule.finished(step):
