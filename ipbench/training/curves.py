@@ -10,11 +10,11 @@ SKIP = {"step", "lr", "logit_scale"}
 
 
 def plot_history(history: list[dict], path, title: str = "") -> None:
-    """One panel of every loss-like series (log scale) and, if any, one of ``val_*`` series."""
+    """One panel of the losses (log scale) and, if any, one of every other series (validation, accuracies)."""
     series = sorted({key for row in history for key in row if key not in SKIP})
-    validation = [key for key in series if key.startswith("val_")]
-    losses = [key for key in series if key not in validation]
-    panels = [("loss", losses)] + ([("validation", validation)] if validation else [])
+    losses = [key for key in series if "loss" in key]
+    others = [key for key in series if key not in losses]
+    panels = [("loss", losses)] + ([("validation and monitors", others)] if others else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.0), squeeze=False)
     for ax, (label, keys) in zip(axes[0], panels):
         for key in keys:
