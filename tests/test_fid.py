@@ -78,6 +78,19 @@ def test_fast_fid_on_rank_deficient_covariances():
     assert fid.fid_from_features_fast(a, b) == pytest.approx(fid.fid_from_features(a, b), rel=1e-6)
 
 
+def test_fid_takes_the_exact_identity_only_for_sets_smaller_than_the_dimension(monkeypatch):
+    """Both routes are exact; fid_from_features picks the cheap one and equals clean-fid's formula."""
+    rng = np.random.default_rng(3)
+    small_a, small_b = correlated_features(rng, 20, 48, 0.0), correlated_features(rng, 30, 48, 0.4)
+    assert fid.fid_from_features(small_a, small_b) == pytest.approx(cleanfid_frechet(small_a, small_b), rel=1e-6)
+    calls = []
+    monkeypatch.setattr(fid, "fid_sqrtm", lambda a, b: calls.append(len(a)) or 0.0)
+    fid.fid_from_features(small_a, small_b)
+    assert calls == []  # n < d: the small-n identity
+    fid.fid_from_features(correlated_features(rng, 60, 48, 0.0), small_b)
+    assert calls == [60]  # n >= d: clean-fid's sqrtm formula
+
+
 def test_fid_of_a_set_with_itself_is_zero():
     a = correlated_features(np.random.default_rng(2), 40, 16, 0.0)
     assert fid.fid_from_features_fast(a, a) == pytest.approx(0.0, abs=1e-9)

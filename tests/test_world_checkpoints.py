@@ -12,14 +12,33 @@ from metrics.weights import sha256_file
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
-@pytest.mark.parametrize("model", ["shape_cnn", "judge_clip", "cond_clip"])
+SHIPPED = sorted(p.name for p in CHECKPOINTS.iterdir() if (p / "manifest.json").is_file())
+
+
+def test_every_world_artifact_ships():
+    from ipbench.training.registry import available_artifacts
+
+    world = {name for name, artifact in available_artifacts().items() if artifact.kind == "world"}
+    assert world <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("model", SHIPPED)
 def test_manifest_matches_files(model):
     manifest = json.loads((CHECKPOINTS / model / "manifest.json").read_text())
     assert manifest["files"], model
     for name, digest in manifest["files"].items():
         assert sha256_file(CHECKPOINTS / model / name) == digest, name
-    assert manifest["rule"] == "train_world_model" and manifest["device"]["gpus"]
+    # Models trained before the artifact stage name the rule of that time.
+    assert manifest["rule"] in ("train_artifact", "train_world_model") and manifest["device"]["gpus"]
     assert manifest["git"]["commit"] and manifest["validation"]
+
+
+@pytest.mark.parametrize("model", [m for m in SHIPPED
+                                   if json.loads((CHECKPOINTS / m / "manifest.json").read_text())["rule"]
+                                   == "train_artifact"])
+def test_artifact_stage_manifests_point_to_their_curves(model):
+    manifest = json.loads((CHECKPOINTS / model / "manifest.json").read_text())
+    assert manifest["curves"] in manifest["files"] and manifest["settings"]["seed"] == manifest["seed"]
 
 
 def _fresh_scenes(n, seed=123):

@@ -313,11 +313,12 @@ def _shape_reader(shape_cnn_dir, device):
 
 
 @torch.no_grad()
-def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int = 0) -> dict:
+def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int = 0, reconstructions=None) -> dict:
     """Reconstruction of ``n`` fresh test renders (posterior mode): analyzer accuracy, LPIPS(alex), PSNR.
 
     ``render_*`` is the analyzers' accuracy on the renders themselves (the
-    ceiling), ``recon_*`` on the reconstructions.
+    ceiling), ``recon_*`` on the reconstructions. ``reconstructions`` (uint8, of
+    ``held_out_scenes(n, seed)``, e.g. a robustness sample's ``vae`` images) skips re-encoding them.
     """
     from diffusers import AutoencoderKL
 
@@ -328,12 +329,13 @@ def evaluate_vae(vae_dir, shape_cnn_dir, device="cpu", n: int = 500, seed: int =
     vae = AutoencoderKL.from_pretrained(vae_dir, dtype=torch.float32).to(device).eval()
     scenes = held_out_scenes(n, seed)
     renders = np.stack([render(scene) for scene in scenes])
-    recon = []
-    for start in range(0, n, 256):
-        batch = to_unit_range(torch.from_numpy(renders[start : start + 256]).to(device))
-        out = vae.decode(vae.encode(batch).latent_dist.mode()).sample
-        recon.append(((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-    recon = np.concatenate(recon)
+    if reconstructions is None:
+        from ipbench.world.train_data import vae_reconstructions
+
+        reconstructions = vae_reconstructions(vae_dir, renders, device).cpu().numpy()
+    recon = np.asarray(reconstructions)
+    if recon.shape != renders.shape:
+        raise ValueError(f"reconstructions of shape {recon.shape} for {renders.shape} renders")
     reader = _shape_reader(shape_cnn_dir, device)
     squared_error = ((recon.astype(np.float64) - renders) ** 2).mean(axis=(1, 2, 3))
     return {

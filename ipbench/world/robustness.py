@@ -270,11 +270,16 @@ def analyzer_agreement(sample: Sample) -> dict:
 
 
 def robustness_report(backbone, n: int = 500, seed: int = 0, vae_dir=None, n_subjects: int = 50,
-                      device: str = "cpu", n_boot: int = 1000, analyzer: bool = False) -> dict:
+                      device: str = "cpu", n_boot: int = 1000, analyzer: bool = False,
+                      sample: Sample | None = None) -> dict:
     """Every measure above on one sample: ``image``, ``subjects``, and for a CLIP ``caption`` and
-    ``attribute_auc``; ``analyzer`` (optional, backbone-free) the analyzer's agreement."""
+    ``attribute_auc``; ``analyzer`` (optional, backbone-free) the analyzer's agreement.
+
+    ``sample`` (from :func:`make_sample`) lets several backbones share one set of renders and
+    perturbed copies; by default one is made from ``n``, ``seed`` and ``vae_dir``.
+    """
     backbone = _backbone(backbone, device)
-    sample = make_sample(n, seed, vae_dir, device)
+    sample = sample or make_sample(n, seed, vae_dir, device)
     report = {"backbone": backbone.name, "n": n, "seed": seed,
               "image": image_consistency(backbone, sample, n_boot=n_boot, seed=seed),
               "subjects": subject_auc(backbone, n_subjects, device=device)}

@@ -458,7 +458,7 @@ def vae_reconstructions(vae_dir, images, device="cpu", batch_size: int = 256):
     from ipbench.training.loop import autocast, to_unit_range
 
     device = torch.device(device)
-    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).to(device).eval()
+    vae = AutoencoderKL.from_pretrained(vae_dir, dtype=torch.float32).to(device).eval()
     images = torch.as_tensor(np.ascontiguousarray(images) if isinstance(images, np.ndarray) else images)
     out = []
     with torch.no_grad():

@@ -7,7 +7,7 @@ from ipbench.jobs import check_device, start_job
 from ipbench.world.analyze import CORRUPTIONS, validate
 from ipbench.world.clip_train import evaluate_clip, text_state_displacement
 from ipbench.world.mini_sd import evaluate_vae
-from ipbench.world.robustness import ATTRIBUTE_CHANGING, robustness_report
+from ipbench.world.robustness import ATTRIBUTE_CHANGING, make_sample, robustness_report
 from ipbench.world.shape_cnn import evaluate_shape_cnn
 from metrics.fid import fid_from_features, kid_from_features, load_features
 
@@ -49,12 +49,17 @@ add("clip", "cond_clip", "text-state L2, 'top left' vs 'bottom right'", "full te
 add("clip", "cond_clip", "position / colour text-state L2", "full test captions", displacement["position_over_colour"],
     0.5, displacement["n"])
 
-# Judges: do they score content, not render statistics? (ipbench.world.robustness)
+# Judges: do they score content, not render statistics? (ipbench.world.robustness). One sample of renders and
+# perturbed copies serves both judges and the VAE rows (its "vae" copies are the reconstructions).
+log.info("analyzer and CLIP rows done")
+sample = make_sample(n, seed, dirs["vae"], device)
+log.info("robustness sample: %d renders, %d perturbations", n, len(sample.images) - 1)
 judges = {"judge_clip": f"hf-clip:{dirs['judge_clip']}"}
 if "dino" in dirs:
     judges["dino"] = f"hf-dino:{dirs['dino']}"
 for name, spec in judges.items():
-    report = robustness_report(spec, n=n, seed=seed, vae_dir=dirs["vae"], n_subjects=n_subjects, device=device)
+    report = robustness_report(spec, n=n, seed=seed, n_subjects=n_subjects, device=device, sample=sample)
+    log.info("%s robustness done", name)
     measure = "CLIP-I" if name == "judge_clip" else "DINO"
     for condition, result in report["image"].items():
         add("judge", name, f"{measure}(render, perturbed render)", condition, result["mean"],
@@ -76,7 +81,7 @@ for name, spec in judges.items():
                 add("judge", name, f"true vs wrong-{attribute} caption ROC AUC", condition, auc,
                     0.95 if attribute in ("colour", "shape", "background") else None, aucs["n"])
 
-vae = evaluate_vae(dirs["vae"], dirs["shape_cnn"], device=device, n=n, seed=seed)
+vae = evaluate_vae(dirs["vae"], dirs["shape_cnn"], device=device, n=n, seed=seed, reconstructions=sample.images["vae"])
 for key, value in vae.items():
     if key.startswith("recon_acc_"):
         add("mini SD", "VAE", f"{key.removeprefix('recon_acc_')} accuracy on reconstructions", "test renders",
