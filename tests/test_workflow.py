@@ -265,12 +265,12 @@ def test_a_failing_method_leaves_no_partial_output(run):
         "@register_method\nclass Broken(Method):\n    name = 'broken'\n    tasks = ('variation',)\n\n"
         "    def generate(self, requests, data_dir):\n        raise RuntimeError('out of memory (simulated)')\n")
     config = smoke_config()
-    config["methods"]["broken"] = {}
+    config["methods"]["broken"] = {"batch_size": 2}  # both shards get work, and both fail
     before = (run / RESULTS / "tables" / "variation.csv").read_bytes()
     result = snakemake(run, "--keep-going", configfile=write_config(run, config, "broken.yaml"))
     assert result.returncode != 0
     broken = run / RESULTS / "images" / "variation" / "broken"
-    assert not list(broken.glob("shard-*"))
+    assert not list(broken.glob("shard-*")) and not (broken / "manifest.jsonl").exists()
     assert (run / RESULTS / "tables" / "variation.csv").read_bytes() == before
     assert "out of memory (simulated)" in "".join(
         p.read_text() for p in (run / RESULTS / "logs" / "generate_shard" / "variation" / "broken").glob("*.log"))

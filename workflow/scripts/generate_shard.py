@@ -10,17 +10,18 @@ from methods import get_method
 
 log = start_job(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
+plan = params.plan
 data_dir = Path(snakemake.input.data)
 method_class = get_method(params.method_class)
 device = check_device(params.device) if method_class.uses_gpu else "cpu"
 torch.set_num_threads(snakemake.threads)
 method = method_class(Path(snakemake.input.prepared).parent, params.params, device, key=f"methods.{wc.method}.params")
 items = read_jsonl(data_dir / "items.jsonl")
-log.info("%s: shard %s of %d, task %s, batches of %d items, on %s", wc.method, wc.shard, params.shards, wc.task,
-         params.batch_size, device)
+log.info("%s: shard %s of %d, task %s, batches of %d items, on %s", wc.method, wc.shard, plan["shards"], wc.task,
+         plan["batch_size"], device)
 bar = progress_bar(len(items), f"{wc.method} {wc.task} shard {wc.shard} (items of all shards)")
-requests, images = generate_shard(method, items, suite=params.suite, task=wc.task, samples=params.samples,
-                                  batch_size=params.batch_size, shard=int(wc.shard), n_shards=params.shards,
+requests, images = generate_shard(method, items, suite=plan["suite"], task=wc.task, samples=plan["samples"],
+                                  batch_size=plan["batch_size"], shard=int(wc.shard), n_shards=plan["shards"],
                                   data_dir=data_dir, on_batch=bar.update)
 bar.close()
 out = Path(snakemake.output[0])
