@@ -259,6 +259,27 @@ def test_per_subject_artifacts_train_one_job_per_subject(run):
     assert ("mean_colour", "clip_i") in table.index
 
 
+def test_ip_adapters_train_through_the_dag_and_join_both_tables(run):
+    """Two training steps of each adapter on the shipped mini SD (speed only: the images mean nothing)."""
+    config = smoke_config()
+    config["world"]["train_set"] = {"n": 24, "seed": 0}
+    tiny = {"steps": 2, "batch_size": 4, "evaluation": {"n": 4}}
+    config["training"] = {"ip_adapter": tiny, "ip_adapter_plus": tiny}
+    for name in ("ip_adapter", "ip_adapter_plus"):
+        config["methods"][name] = {"batch_size": 2, "params": {"num_inference_steps": 2, "caption": False}}
+    result = snakemake(run, f"{RESULTS}/tables/variation.csv", f"{RESULTS}/tables/subject.csv",
+                       configfile=write_config(run, config, "ip_adapter.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    for name in ("ip_adapter", "ip_adapter_plus"):
+        manifest = json.loads((run / RESULTS / "trained" / name / "manifest.json").read_text())
+        assert manifest["validation"]["n_heldout"] == 4 and "ip-adapter.safetensors" in manifest["files"]
+        prepared = json.loads((run / RESULTS / "models" / name / "prepared.json").read_text())
+        assert prepared["adapter_sha256"] == manifest["files"]["ip-adapter.safetensors"]
+    for task in ("variation", "subject"):
+        table = pd.read_csv(run / RESULTS / "tables" / f"{task}.csv")
+        assert {"ip_adapter", "ip_adapter_plus"} <= set(table["method"]), task
+
+
 def test_a_failing_method_leaves_no_partial_output(run):
     (run / "methods" / "broken.py").write_text(
         "from methods import register_method\nfrom methods.base import Method\n\n\n"
