@@ -42,10 +42,10 @@ def _train(plus: bool, out_dir, inputs, settings, device, threads):
 
     data = load_npz(inputs["train_set"], workers=threads)
     evaluation = settings["evaluation"]["n"]
-    keep = settings["n_images"] or len(data["images"])
-    if keep + evaluation > len(data["images"]):
-        raise ValueError(f"training.{'ip_adapter_plus' if plus else 'ip_adapter'}: n_images {keep} plus "
-                         f"evaluation.n {evaluation} exceed the training set's {len(data['images'])} renders")
+    keep = settings["n_images"] or len(data["images"]) - evaluation
+    if keep < 1 or keep + evaluation > len(data["images"]):
+        raise ValueError(f"config key training.{'ip_adapter_plus' if plus else 'ip_adapter'}: n_images {keep} plus "
+                         f"evaluation.n {evaluation} do not fit the training set's {len(data['images'])} renders")
     # The last renders are held out: the adapter's validation loss is measured on them.
     held_out = {"images": data["images"][-evaluation:], "scenes": data["scenes"][-evaluation:]}
     data = {"images": data["images"][:keep], "scenes": data["scenes"][:keep]}

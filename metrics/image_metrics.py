@@ -33,7 +33,8 @@ class Inputs:
             self._cache[name] = self._loaders[name]()
         return self._cache[name]
 
-    def _cached(self, key, make):
+    def cached(self, key, make):
+        """``make()``, computed once per image set (shared by the metrics that read it)."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -41,10 +42,10 @@ class Inputs:
     def backbone(self, spec: str):
         from metrics.backbones import load_backbone
 
-        return self._cached(("backbone", spec), lambda: load_backbone(spec, device=self.device))
+        return self.cached(("backbone", spec), lambda: load_backbone(spec, device=self.device))
 
     def image_embeddings(self, spec: str) -> np.ndarray:
-        return self._cached(("images", spec), lambda: self.backbone(spec).encode_images(self["images"]))
+        return self.cached(("images", spec), lambda: self.backbone(spec).encode_images(self["images"]))
 
     def prompt_image_embeddings(self, spec: str) -> list[np.ndarray]:
         """Per image, the (K, D) embeddings of its image prompts."""
@@ -53,7 +54,7 @@ class Inputs:
             unique = sorted(arrays)
             embedded = dict(zip(unique, self.backbone(spec).encode_images([arrays[k] for k in unique])))
             return [np.stack([embedded[k] for k in image_keys]) for image_keys in keys]
-        return self._cached(("prompt_images", spec), make)
+        return self.cached(("prompt_images", spec), make)
 
     def text_embeddings(self, spec: str) -> np.ndarray:
         def make():
@@ -61,7 +62,7 @@ class Inputs:
             unique = sorted(set(prompts))
             embedded = dict(zip(unique, self.backbone(spec).encode_texts(unique)))
             return np.stack([embedded[p] for p in prompts])
-        return self._cached(("prompts", spec), make)
+        return self.cached(("prompts", spec), make)
 
 
 def _result(name, values, backbone, convention) -> dict:

@@ -208,6 +208,24 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
+class Outline:
+    """One analysed image's normalised footprint, each angle sampled once: a reference image shared by
+    many comparisons (a subject's references) is turned through the angle search only once."""
+
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+        self._masks: dict[float, np.ndarray] = {}
+
+    def mask(self, angle: float = 0.0) -> np.ndarray:
+        if angle not in self._masks:
+            self._masks[angle] = normalised_mask(self.analysis, angle)
+        return self._masks[angle]
+
+
+def _outline(value) -> Outline:
+    return value if isinstance(value, Outline) else Outline(_analysis(value))
+
+
 def shape_iou(a, b) -> float:
     """Outline agreement of two images' main objects, invariant to position, scale and rotation.
 
@@ -216,15 +234,15 @@ def shape_iou(a, b) -> float:
     1 degree around the best, and the best IoU is returned (the world's rotation
     is a nuisance, mirror images are not searched: a mirrored subject is a
     different subject). NaN when either image has no object. Takes images,
-    image paths or :class:`Analysis` results.
+    image paths, :class:`Analysis` or :class:`Outline` results.
     """
-    a, b = _analysis(a), _analysis(b)
-    if a.n_objects == 0 or b.n_objects == 0:
+    a, b = _outline(a), _outline(b)
+    if a.analysis.n_objects == 0 or b.analysis.n_objects == 0:
         return float("nan")
-    reference = normalised_mask(a)
-    coarse = {angle: _iou(reference, normalised_mask(b, angle)) for angle in range(0, 360, 10)}
+    reference = a.mask()
+    coarse = {angle: _iou(reference, b.mask(angle)) for angle in range(0, 360, 10)}
     best = max(coarse, key=coarse.get)
-    fine = {angle: _iou(reference, normalised_mask(b, angle)) for angle in range(best - 9, best + 10)}
+    fine = {angle: _iou(reference, b.mask(angle)) for angle in range(best - 9, best + 10)}
     return max(fine.values())
 
 

@@ -57,17 +57,25 @@ def attribute_scores(images: list[np.ndarray], truths: list[dict],
 
 def subject_fidelity(images: list[np.ndarray], references: list[list[np.ndarray]]) -> pd.DataFrame:
     """Per image: mean shape IoU and mean colour error (ΔE2000) against the item's reference images."""
-    from ipbench.world.analyze import analyze, colour_error, shape_iou
+    from ipbench.world.analyze import Outline, analyze, colour_error, shape_iou
+
+    outlines: dict[int, Outline] = {}  # a reference array shared by several images is analysed once
+
+    def outline(ref: np.ndarray) -> Outline:
+        if id(ref) not in outlines:
+            outlines[id(ref)] = Outline(analyze(ref))
+        return outlines[id(ref)]
 
     rows = []
     for image, refs in zip(images, references):
-        generated = analyze(image)
-        ref_analyses = [analyze(ref) for ref in refs]
-        if generated.n_objects != 1:
+        generated = Outline(analyze(image))
+        ref_outlines = [outline(ref) for ref in refs]
+        if generated.analysis.n_objects != 1:
             rows.append({"subject_iou": 0.0, "colour_error": np.nan})
             continue
-        rows.append({"subject_iou": float(np.mean([shape_iou(generated, ref) for ref in ref_analyses])),
-                     "colour_error": float(np.nanmean([colour_error(generated, ref) for ref in ref_analyses]))})
+        rows.append({"subject_iou": float(np.mean([shape_iou(generated, ref) for ref in ref_outlines])),
+                     "colour_error": float(np.nanmean([colour_error(generated.analysis, ref.analysis)
+                                                       for ref in ref_outlines]))})
     return pd.DataFrame(rows)
 
 
@@ -98,8 +106,11 @@ def attributes_metric(inputs, options: dict) -> dict:
 
 
 def _fidelity(inputs, column: str) -> dict:
-    keys, arrays = inputs["prompt_images"]
-    fidelity = subject_fidelity(inputs["images"], [[arrays[k] for k in image_keys] for image_keys in keys])
+    def make():
+        keys, arrays = inputs["prompt_images"]
+        return subject_fidelity(inputs["images"], [[arrays[k] for k in image_keys] for image_keys in keys])
+
+    fidelity = inputs.cached("subject_fidelity", make)  # subject IoU and colour error share one pass
     return {"values": {column: fidelity[column].to_numpy(dtype=np.float64)}, "backbone": ANALYZERS,
             "convention": "against each image prompt, averaged; an image without exactly one object scores IoU 0"}
 
