@@ -80,16 +80,24 @@ class IPAdapter(ImagePromptMethod):
 
     @classmethod
     def prepare(cls, out_dir: Path, settings: dict) -> dict:
-        from ipbench.diffusion.ip_adapter import WEIGHT_NAME
+        """The base pipeline's provenance plus the adapter file's sha256 (a Hub file is downloaded here)."""
+        from ipbench.diffusion.ip_adapter import adapter_location
         from metrics.weights import sha256_file
 
         facts = super().prepare(out_dir, settings)
-        adapter = Path(settings["adapter"])
-        weights = adapter if adapter.is_file() else adapter / WEIGHT_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"config key methods.{cls.name}.params.adapter: no IP-Adapter weights at "
-                                    f"{weights}")
-        return {**facts, "adapter": str(weights), "adapter_sha256": sha256_file(weights)}
+        folder, subfolder, weight, local = adapter_location(settings["adapter"])
+        if local:
+            path = Path(folder) / weight
+            if not path.is_file():
+                raise FileNotFoundError(f"config key methods.{cls.name}.params.adapter: no IP-Adapter weights at "
+                                        f"{path}")
+            return {**facts, "adapter": str(path), "adapter_sha256": sha256_file(path)}
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(folder, weight, subfolder=subfolder or None))
+        revision = path.parents[len(Path(subfolder).parts)].name if subfolder else path.parent.name
+        return {**facts, "adapter": settings["adapter"], "adapter_repo": folder, "adapter_revision": revision,
+                "adapter_sha256": sha256_file(path)}
 
     def setup(self, pipe) -> None:
         from ipbench.diffusion import ip_adapter

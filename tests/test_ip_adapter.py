@@ -226,3 +226,35 @@ def test_a_request_without_an_image_prompt_names_the_item(trained, pipeline_dir,
     method = _method(IPAdapter, pipeline_dir, trained[False][0], tmp_path)
     with pytest.raises(ValueError, match="item 't0' has neither condition.image"):
         method.generate([Request("t0", 0, 1, {"prompt": "a red circle"})], tmp_path)
+
+
+def test_adapter_sources_local_and_hub():
+    assert ip_adapter.adapter_location("h94/IP-Adapter/models/ip-adapter_sd15.bin") == (
+        "h94/IP-Adapter", "models", "ip-adapter_sd15.bin", False)
+    assert ip_adapter.adapter_location("results/mini/trained/ip_adapter") == (
+        "results/mini/trained/ip_adapter", "", ip_adapter.WEIGHT_NAME, True)
+
+
+def test_original_bin_file_in_the_hub_layout_loads_with_its_image_encoder(pipeline_dir, tmp_path):
+    """h94/IP-Adapter's layout, offline: models/ip-adapter_sd15.bin beside models/image_encoder, loaded
+    into a pipeline that has no image encoder (SD 1.5's), which load_ip_adapter then takes from the repo."""
+    from diffusers import StableDiffusionPipeline
+
+    from ipbench.diffusion.pipelines import load_pipeline
+    from ipbench.world.mini_sd import assemble_pipeline, load_clip_towers
+
+    root = pipeline_dir.parent
+    no_encoder = assemble_pipeline(tmp_path / "sd", root / "pipe-parts" / "vae", root / "pipe-parts" / "unet",
+                                   root / "clip", with_image_encoder=False)
+    models = tmp_path / "repo" / "models"
+    load_clip_towers(root / "clip")[2].save_pretrained(models / "image_encoder")
+    with_encoder = _pipe(pipeline_dir)
+    state = _randomised(with_encoder, plus=False)
+    torch.save(state, models / "ip-adapter_sd15.bin")
+    pipe = load_pipeline(StableDiffusionPipeline, str(no_encoder), "cpu")
+    assert pipe.image_encoder is None
+    ip_adapter.load_adapter(pipe, models / "ip-adapter_sd15.bin")
+    assert pipe.image_encoder is not None
+    back = ip_adapter.adapter_state_dict(pipe.unet)
+    for key, value in state["ip_adapter"].items():
+        assert torch.equal(back["ip_adapter"][key], value), key

@@ -50,7 +50,8 @@ def image_features(pipe, pixels: torch.Tensor, plus: bool) -> torch.Tensor:
 
 
 def empty_image_features(pipe, like: torch.Tensor, plus: bool, pixel_shape) -> torch.Tensor:
-    """What the pipeline feeds the unconditional branch: zeros, or for Plus the features of a black image."""
+    """What the pipeline feeds the unconditional branch: zero features, or for Plus the features of an
+    all-zero (normalised) pixel input, as ``encode_image`` and IP-Adapter's Plus training both do."""
     if not plus:
         return torch.zeros_like(like)
     zeros = torch.zeros((1, *pixel_shape), device=pipe.image_encoder.device)
@@ -149,26 +150,49 @@ def new_adapter_state(unet, image_embed_dim: int, plus: bool, num_tokens: int, s
     return {"image_proj": _image_proj_to_original(projection.float()), "ip_adapter": ip_adapter}
 
 
-def load_adapter(pipe, source: str | Path, scale: float = 1.0) -> None:
-    """``pipe.load_ip_adapter`` from an adapter folder (``ip-adapter.safetensors``) or file, with clear errors.
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
-    A missing file names itself and the retrain command; shapes that do not fit
-    the base model name both shapes.
+
+def adapter_location(source: str | Path) -> tuple[str, str, str, bool]:
+    """(folder or Hub repo, subfolder, weight name, is local) of an adapter source.
+
+    A local folder holds ``ip-adapter.safetensors``; a local file is itself; a
+    Hub file is ``owner/repo/<subfolder>/<file>``, e.g.
+    ``h94/IP-Adapter/models/ip-adapter_sd15.bin`` (its image encoder then comes
+    from ``<subfolder>/image_encoder``, as ``load_ip_adapter`` loads it).
     """
     path = Path(source)
-    folder, weight = (path.parent, path.name) if path.suffix in (".safetensors", ".bin") else (path, WEIGHT_NAME)
-    if not (folder / weight).is_file():
-        raise FileNotFoundError(f"IP-Adapter weights {folder / weight} not found; retrain with "
-                                f"`snakemake --cores all --config retrain={folder.name} device=cuda`")
-    from safetensors import safe_open
+    if path.is_dir():
+        return str(path), "", WEIGHT_NAME, True
+    if path.suffix in WEIGHT_SUFFIXES and (path.exists() or path.is_absolute() or str(source).startswith(".")):
+        return str(path.parent), "", path.name, True
+    parts = str(source).split("/")
+    if len(parts) >= 3 and path.suffix in WEIGHT_SUFFIXES and not path.is_absolute():
+        return "/".join(parts[:2]), "/".join(parts[2:-1]), parts[-1], False
+    return str(path), "", WEIGHT_NAME, True  # a folder that does not exist (yet): named in the error below
 
-    if weight.endswith(".safetensors"):
-        with safe_open(str(folder / weight), framework="pt") as handle:
-            _check_shapes(pipe, {key: handle.get_slice(key).get_shape() for key in handle.keys()}, folder / weight)
+
+def load_adapter(pipe, source: str | Path, scale: float = 1.0) -> None:
+    """``pipe.load_ip_adapter`` from an adapter folder, a local file or a Hub file, with clear errors.
+
+    A missing local file names itself and the retrain command; shapes that do
+    not fit the base model name both shapes.
+    """
+    folder, subfolder, weight, local = adapter_location(source)
+    if local:
+        path = Path(folder) / weight
+        if not path.is_file():
+            raise FileNotFoundError(f"IP-Adapter weights {path} not found; retrain with "
+                                    f"`snakemake --cores all --config retrain={Path(folder).name} device=cuda`")
+        if weight.endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                _check_shapes(pipe, {key: handle.get_slice(key).get_shape() for key in handle.keys()}, path)
     try:
-        pipe.load_ip_adapter(str(folder), subfolder="", weight_name=weight, image_encoder_folder=None)
+        pipe.load_ip_adapter(folder, subfolder=subfolder, weight_name=weight)
     except RuntimeError as error:  # load_state_dict's size mismatches
-        raise ValueError(f"{folder / weight} does not fit the base model: {error}") from error
+        raise ValueError(f"{source} does not fit the base model: {error}") from error
     pipe.set_ip_adapter_scale(scale)
 
 
@@ -213,7 +237,7 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
     Each image is its own image prompt. The text, the image or both are dropped
     (``drop_*``, each a probability; IP-Adapter uses 0.05 each) so classifier-free
     guidance works with image prompts: a dropped image gets the features the
-    pipeline gives the unconditional branch. Image features and VAE posteriors
+    pipeline gives the unconditional branch (:func:`empty_image_features`). Image features and VAE posteriors
     are computed once (both towers are frozen). On ``held_out`` renders the
     record's validation compares the denoising loss with the image prompt
     against the loss with the empty image prompt (both with the empty text).
