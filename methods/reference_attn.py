@@ -106,6 +106,7 @@ class ReferenceBank:
             yield
         finally:
             self.latents = self.noise = self.mode = None
+            self.uncond = 0
             self.tokens, self.stats = {}, {}
 
     def write_pass(self, unet, args, kwargs):
