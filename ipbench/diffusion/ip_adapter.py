@@ -247,7 +247,7 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
 
     from ipbench.diffusion.finetune import encode_prompts
     from ipbench.diffusion.pipelines import load_pipeline
-    from ipbench.training.loop import ProgressSchedule, autocast, progress_bar, to_unit_range
+    from ipbench.training.loop import ProgressSchedule, autocast, progress_bar, seconds_since, to_unit_range
     from ipbench.world.render import caption
 
     device = torch.device(device)
@@ -285,7 +285,8 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
     generator = torch.Generator(device).manual_seed(seed)
     scaling = pipe.vae.config.scaling_factor
     prepare_seconds = time.perf_counter() - started
-    schedule = ProgressSchedule(optimizer, lr, steps, max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None)
+    limit = max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None  # the limit covers preparation
+    schedule = ProgressSchedule(optimizer, lr, steps, limit)
     history, step = [], 0
     bar = progress_bar(steps, "ip_adapter_plus" if plus else "ip_adapter")
     train_started = time.perf_counter()
@@ -321,14 +322,13 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
     else:
         step = steps
     bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - train_started
+    train_seconds = seconds_since(train_started, device)
     pipe.unet.eval()
     path = save_adapter(adapter_state_dict(pipe.unet), Path(out_dir) / WEIGHT_NAME)
     validation = heldout_losses(pipe, held_out, plus, seed) if held_out else {}
     validation["final_loss"] = history[-1]["loss"] if history else None
-    return {"history": history, "validation": validation, "steps": steps, "stopped_at_step": step, "n_images": len(images),
+    return {"history": history, "validation": validation, "steps": steps, "stopped_at_step": step,
+            "n_images": len(images),
             "parameters": sum(p.numel() for p in parameters), "file_bytes": path.stat().st_size,
             "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
             "seconds_per_step": train_seconds / max(step, 1), "device": str(device)}

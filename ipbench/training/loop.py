@@ -62,6 +62,13 @@ class ProgressSchedule:
         return self.progress(step) >= 1.0
 
 
+def seconds_since(started: float, device) -> float:
+    """Wall seconds of a training loop, after the GPU's queued work has finished."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
 def progress_bar(total: int, desc: str):
     """A tqdm bar on stderr (the rule's log inside a job); sparse updates, so logs stay small."""
     from tqdm.auto import tqdm

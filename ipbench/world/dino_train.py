@@ -80,7 +80,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, progress_bar, save_half
+from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, progress_bar, save_half, seconds_since
 from ipbench.world import train_data
 from ipbench.world.render import BACKGROUNDS, IMAGE_SIZE
 
@@ -534,9 +534,7 @@ def train_dino(
     else:
         step = steps
     bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - train_started
+    train_seconds = seconds_since(train_started, device)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     backbone = teacher.backbone.eval()

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ipbench.training.loop import ProgressSchedule, autocast, parameter_count, progress_bar, save_half, to_unit_range
+from ipbench.training.loop import (ProgressSchedule, autocast, parameter_count, progress_bar, save_half,
+                                   seconds_since, to_unit_range)
 
 # SD 1.x noise schedule, shared by training (DDPM) and sampling (DDIM).
 NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
@@ -155,9 +156,7 @@ def train_vae(out_dir, data: dict, steps: int, batch_size: int = 64, lr: float =
     else:
         step = steps
     bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - started
+    train_seconds = seconds_since(started, device)
     vae.eval()
     scaling = measure_scaling_factor(vae, pixels[:SCALING_SAMPLE])
     vae.register_to_config(scaling_factor=scaling)
@@ -275,9 +274,7 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     else:
         step = steps
     bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    train_seconds = time.perf_counter() - train_started
+    train_seconds = seconds_since(train_started, device)
     if ema:
         ema.copy_to(unet.parameters())
     out_dir = Path(out_dir)
