@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from ipbench import datasets  # noqa: E402
 from ipbench.imageset import generate_shard  # noqa: E402
 from ipbench.io import read_jsonl  # noqa: E402
-from ipbench.world.mini_sd import assemble_pipeline  # noqa: E402
+from ipbench.world.pipeline import assemble_pipeline  # noqa: E402
 from ipbench.world.render import caption, held_out_scenes  # noqa: E402
 from methods import get_method  # noqa: E402
 

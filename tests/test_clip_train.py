@@ -264,7 +264,7 @@ def test_text_state_displacement(world_clip, tmp_path):
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
-    from ipbench.world.mini_sd import encode_text, load_clip_towers
+    from ipbench.world.pipeline import encode_text, load_clip_towers
 
     results = clip_train.text_state_displacement(world_clip, n=12)
     assert set(clip_train.DISPLACED_ATTRIBUTES) <= set(results) and results["n"] == 12

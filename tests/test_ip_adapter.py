@@ -241,7 +241,7 @@ def test_original_bin_file_in_the_hub_layout_loads_with_its_image_encoder(pipeli
     from diffusers import StableDiffusionPipeline
 
     from ipbench.diffusion.pipelines import load_pipeline
-    from ipbench.world.mini_sd import assemble_pipeline, load_clip_towers
+    from ipbench.world.pipeline import assemble_pipeline, load_clip_towers
 
     root = pipeline_dir.parent
     no_encoder = assemble_pipeline(tmp_path / "sd", root / "pipe-parts" / "vae", root / "pipe-parts" / "unet",

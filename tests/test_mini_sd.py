@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ipbench.world.mini_sd import load_clip_towers, train_unet, train_vae
+from ipbench.world.mini_sd import train_unet, train_vae
+from ipbench.world.pipeline import load_clip_towers
 from tests.tiny_models import (
     TINY_CLIP_WIDTH,
     build_tiny_clip,

@@ -150,6 +150,10 @@ def test_provenance(run):
     assert re.fullmatch(r"[0-9a-f]{64}", record["config_sha256"])
     assert record["packages"]["torch"] and record["device"]["platform"]
     assert set(record["methods"]) == {"oracle", "augment", "sd_text"}
+    digests = record["code_digests"]["text2image"]
+    assert set(digests["generate_shard"]) == {"oracle", "sd_text"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", digests[kind]) for kind in ("table", "evaluate", "features"))
+    assert digests["generate_shard"]["oracle"] != digests["generate_shard"]["sd_text"]  # each method's own module
     sd_text = json.loads((run / RESULTS / "models" / "sd_text" / "prepared.json").read_text())
     unet_weights = [name for name in sd_text["weights_sha256"] if name.startswith("unet/")]
     assert unet_weights and all(re.fullmatch(r"[0-9a-f]{64}", sd_text["weights_sha256"][name]) for name in unet_weights)
@@ -159,6 +163,29 @@ def test_rerun_has_nothing_to_do(run):
     result = snakemake(run, "-n", configfile=run / "config" / "smoke.yaml")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def _jobs_to_run(workdir) -> dict[str, int]:
+    """{rule: job count} of a dry run on the smoke suite (Snakemake's job-stats table)."""
+    result = snakemake(workdir, "-n", configfile=workdir / "config" / "smoke.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    table = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", result.stdout + result.stderr, re.S)
+    return {} if table is None else {line.split()[0]: int(line.split()[1]) for line in table.group(1).splitlines()}
+
+
+def test_results_follow_the_code_they_import(run):
+    """Snakemake tracks a job's script; the code digest in its params makes an edit of an imported module
+    rerun exactly the jobs that can reach it (here FID's module: features, evaluations, tables)."""
+    fid = run / "metrics" / "fid.py"
+    original = fid.read_text()
+    try:
+        fid.write_text(original.replace("def fid_from_features(", "def _unused():\n    pass\n\n\ndef fid_from_features(", 1))
+        jobs = _jobs_to_run(run)
+    finally:
+        fid.write_text(original)
+    assert {"evaluate", "table"} <= set(jobs), jobs
+    assert not {"generate_shard", "merge_shards", "build_task_data", "prepare_method"} & set(jobs), jobs
+    assert _jobs_to_run(run) == {}  # the original code again: nothing to do
 
 
 def _worked_example(name: str) -> str:

@@ -152,7 +152,7 @@ def build_tiny_pipeline(folder: str | os.PathLike, clip_dir: str | os.PathLike, 
     """A StableDiffusionPipeline folder (64x64 images) with random VAE and UNet, assembled like mini SD's."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from ipbench.world.mini_sd import assemble_pipeline
+    from ipbench.world.pipeline import assemble_pipeline
 
     folder = Path(folder)
     parts = folder.with_name(folder.name + "-parts")

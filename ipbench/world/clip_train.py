@@ -553,14 +553,14 @@ def text_state_displacement(clip_dir, n: int = 200, seed: int = 0, device: str =
     For the first ``n`` non-blob scenes of ``held_out_scenes`` (blobs have no
     texture to change), the mean L2 distance between the last hidden states of
     the text tower (padded to max length, the whole (L, D) array, as
-    :func:`ipbench.world.mini_sd.encode_text` feeds the UNet) of the full caption
+    :func:`ipbench.world.pipeline.encode_text` feeds the UNet) of the full caption
     and of the caption with that attribute set to another value, drawn
     uniformly (seeded). Keys: each attribute of ``DISPLACED_ATTRIBUTES``;
     ``position_top_left_bottom_right``, the same caption with "top left" and
     with "bottom right"; ``position_over_colour``, the ratio of the position and
     colour figures; and ``n``.
     """
-    from ipbench.world.mini_sd import encode_text, load_clip_towers
+    from ipbench.world.pipeline import encode_text, load_clip_towers
 
     tokenizer, text_encoder, _, _ = load_clip_towers(clip_dir)
     text_encoder = text_encoder.to(device)

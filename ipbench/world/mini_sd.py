@@ -14,12 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ipbench.world.pipeline import NOISE_SCHEDULE, load_clip_towers
 from ipbench.training.loop import (ProgressSchedule, autocast, parameter_count, progress_bar, save_half,
                                    seconds_since, to_unit_range)
 
-# SD 1.x noise schedule, shared by training (DDPM) and sampling (DDIM).
-NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                  "beta_schedule": "scaled_linear"}
 SCALING_SAMPLE = 2048  # images encoded to measure the latent scaling factor
 
 
@@ -54,45 +52,6 @@ def unet_config(cross_attention_dim: int, block_out_channels=(64, 128, 128), att
         "attention_head_dim": attention_head_dim,
         "norm_num_groups": norm_num_groups,
     }
-
-
-# ---------------------------------------------------------------- conditioning CLIP
-
-
-def load_clip_towers(clip_dir):
-    """(tokenizer, text_encoder, image_encoder, image_processor) from a transformers CLIPModel folder.
-
-    ``CLIPTextModel.from_pretrained`` on a CLIPModel folder silently leaves the
-    text tower random (its keys lack the ``text_model.`` prefix), and
-    ``CLIPVisionModelWithProjection`` reads the vision config's projection size,
-    not the model's; so both towers are copied out of the loaded CLIPModel.
-    """
-    from transformers import (
-        AutoTokenizer,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPTextModel,
-        CLIPVisionModelWithProjection,
-    )
-
-    clip = CLIPModel.from_pretrained(clip_dir, dtype=torch.float32).eval()
-    text_encoder = CLIPTextModel(clip.config.text_config)
-    text_encoder.load_state_dict(clip.text_model.state_dict(), strict=True)
-    vision_config = clip.config.vision_config
-    vision_config.projection_dim = clip.config.projection_dim
-    image_encoder = CLIPVisionModelWithProjection(vision_config)
-    image_encoder.load_state_dict({**{f"vision_model.{k}": v for k, v in clip.vision_model.state_dict().items()},
-                                   **{f"visual_projection.{k}": v for k, v in clip.visual_projection.state_dict().items()}},
-                                  strict=True)
-    return (AutoTokenizer.from_pretrained(clip_dir), text_encoder.eval(), image_encoder.eval(),
-            CLIPImageProcessor.from_pretrained(clip_dir))
-
-
-def encode_text(tokenizer, text_encoder, texts: list[str], device) -> torch.Tensor:
-    """Last hidden state of the text tower, padded to the tokenizer's max length (as the SD pipeline does)."""
-    tokens = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                       return_tensors="pt")
-    return text_encoder(tokens.input_ids.to(device))[0]
 
 
 # ---------------------------------------------------------------- training
@@ -368,30 +327,3 @@ def evaluate_pipeline(pipeline_dir, shape_cnn_dir, device="cpu", n: int = 256, s
         images = list(np.round(np.clip(images, 0, 1) * 255).astype(np.uint8))
         results[f"cfg_{scale:g}"] = _attribute_summary(images, scenes, reader)
     return results
-
-
-# ---------------------------------------------------------------- pipeline
-
-
-def assemble_pipeline(out_dir, vae_dir, unet_dir, clip_dir, with_image_encoder: bool = True) -> Path:
-    """Save a StableDiffusionPipeline folder (safetensors) from the trained parts and the conditioning CLIP.
-
-    With ``with_image_encoder`` the CLIP vision tower and its image processor
-    are included as ``image_encoder`` / ``feature_extractor``, which IP-Adapter uses.
-    """
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-
-    tokenizer, text_encoder, image_encoder, image_processor = load_clip_towers(clip_dir)
-    pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(vae_dir, dtype=torch.float32),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(unet_dir, dtype=torch.float32),
-        scheduler=DDIMScheduler(**NOISE_SCHEDULE, clip_sample=False, set_alpha_to_one=False, steps_offset=1),
-        safety_checker=None,
-        feature_extractor=image_processor if with_image_encoder else None,
-        image_encoder=image_encoder if with_image_encoder else None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out_dir, safe_serialization=True)
-    return Path(out_dir)

@@ -53,7 +53,8 @@ def vae(out_dir: Path, inputs: dict, settings: dict, device: str, subject=None, 
 def unet(out_dir: Path, inputs: dict, settings: dict, device: str, subject=None, threads: int = 1) -> dict:
     from transformers import CLIPConfig
 
-    from ipbench.world.mini_sd import assemble_pipeline, evaluate_pipeline, train_unet, unet_config
+    from ipbench.world.mini_sd import evaluate_pipeline, train_unet, unet_config
+    from ipbench.world.pipeline import assemble_pipeline
 
     settings = dict(settings)
     architecture, evaluation = settings.pop("architecture"), settings.pop("evaluation")

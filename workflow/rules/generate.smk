@@ -9,6 +9,7 @@ rule prepare_method:
     output:
         f"{RESULTS}/models/{{method}}/prepared.json",
     params:
+        code=lambda wc: code_of("prepare_method.py", method_cls(wc.method).__module__),
         method_class=lambda wc: method_class(wc.method),
         params=lambda wc: method_params(wc.method),
     log:
@@ -26,6 +27,7 @@ rule generate_shard:
     output:
         directory(f"{RESULTS}/images/{{task}}/{{method}}/shard-{{shard}}"),
     params:
+        code=lambda wc: code_of("generate_shard.py", method_cls(wc.method).__module__),
         method_class=lambda wc: method_class(wc.method),
         # One dict, not four numbers: Snakemake compares a job's params as a set of values, so swapping
         # "shards: 1, samples: 2" for "shards: 2, samples: 1" would not rerun the shard.
@@ -50,6 +52,8 @@ rule merge_shards:
         ),
     output:
         f"{RESULTS}/images/{{task}}/{{method}}/manifest.jsonl",
+    params:
+        code=code_of("merge_shards.py"),
     log:
         f"{LOGS}/merge_shards/{{task}}/{{method}}.log",
     script:

@@ -17,6 +17,7 @@ rule table:
         md=f"{RESULTS}/tables/{{task}}.md",
         tex=f"{RESULTS}/tables/{{task}}.tex",
     params:
+        code=code_of("table.py"),
         methods=lambda wc: methods_for(wc.task),
         baseline=config["baseline"],
         suite=SUITE,
@@ -43,6 +44,7 @@ rule figures:
         grid=report(f"{RESULTS}/figures/{{task}}_grid.png", caption="../report/grid.rst", category="Figures"),
         bars=report(f"{RESULTS}/figures/{{task}}_bars.png", caption="../report/bars.rst", category="Figures"),
     params:
+        code=code_of("figures.py"),
         methods=lambda wc: methods_for(wc.task),
     log:
         f"{LOGS}/figures/{{task}}.log",
@@ -56,6 +58,8 @@ rule tradeoff_figure:
         f"{RESULTS}/tables/{{task}}.csv",
     output:
         report(f"{RESULTS}/figures/{{task}}_tradeoff.png", caption="../report/tradeoff.rst", category="Figures"),
+    params:
+        code=code_of("tradeoff_figure.py"),
     log:
         f"{LOGS}/tradeoff_figure/{{task}}.log",
     script:
@@ -66,6 +70,7 @@ rule results_readme:
     output:
         f"{RESULTS}/README.md",
     params:
+        code=code_of("results_readme.py"),
         suite=SUITE,
         tasks=TASKS,
         world=bool(WORLD),
@@ -83,6 +88,8 @@ rule provenance:
     output:
         f"{RESULTS}/provenance.json",
     params:
+        code=code_of("provenance.py"),
+        code_digests=code_digests(),
         config=config,
     log:
         f"{LOGS}/provenance.log",
@@ -99,6 +106,7 @@ rule sweep:
         csv=f"{RESULTS}/tables/sweep_{{sweep}}.csv",
         png=report(f"{RESULTS}/figures/sweep_{{sweep}}.png", caption="../report/sweep.rst", category="Figures"),
     params:
+        code=code_of("sweep.py"),
         spec=lambda wc: config["sweeps"][wc.sweep],
         members=lambda wc: [(value, name) for value, name, _ in sweep_members(wc.sweep)],
     log:

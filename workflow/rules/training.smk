@@ -10,6 +10,8 @@ rule verify_artifact:
         f"{CHECKPOINTS}/{{artifact}}/manifest.json",
     output:
         f"{RESULTS}/checkpoints/{{artifact}}/verified.json",
+    params:
+        code=code_of("verify_artifact.py"),
     wildcard_constraints:
         artifact="|".join(SINGLE_ARTIFACTS),
     log:
@@ -35,6 +37,7 @@ rule train_artifact:
     output:
         f"{RESULTS}/trained/{{artifact}}/manifest.json",
     params:
+        code=lambda wc: code_of("train_artifact.py", artifact_module(wc.artifact)),
         settings=lambda wc: artifact_settings(wc.artifact),
         inputs=train_params,
         device=DEVICE,

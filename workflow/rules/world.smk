@@ -6,6 +6,7 @@ rule world_train_set:
     output:
         f"{RESULTS}/world/train_set.npz",
     params:
+        code=code_of("world_train_set.py"),
         n=WORLD.get("train_set", {}).get("n", 100000),
         seed=WORLD.get("train_set", {}).get("seed", 0),
     threads: 16  # capped at --cores
@@ -24,6 +25,7 @@ rule assemble_mini_sd:
     output:
         directory(f"{RESULTS}/pipelines/mini_sd"),
     params:
+        code=code_of("assemble_mini_sd.py"),
         model_dirs={model: SOURCES.artifact_dir(model) for model in PIPELINES["mini_sd"]},
     log:
         f"{LOGS}/assemble_mini_sd.log",
@@ -50,6 +52,7 @@ rule world_validation:
                    category="Tables"),
         md=f"{RESULTS}/tables/world_validation.md",
     params:
+        code=code_of("world_validation.py"),
         model_dirs={name: SOURCES.artifact_dir(name) for name in WORLD_ARTIFACTS},
         n=WORLD.get("validation", {}).get("n", 500),
         n_subjects=WORLD.get("validation", {}).get("n_subjects", 50),
@@ -73,6 +76,7 @@ rule world_dataset:
     output:
         directory(f"{RESULTS}/world/datasets/{{split}}"),
     params:
+        code=code_of("world_dataset.py"),
         n=WORLD.get("datasets", {}).get("n", 1000),
         seed=WORLD.get("datasets", {}).get("seed", 0),
         p_drop=lambda wc: WORLD.get("datasets", {}).get("train_p_drop", 0.3) if wc.split == "train" else 0.0,

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from ipbench.io import atomic_directory
 from ipbench.jobs import start_job
-from ipbench.world.mini_sd import assemble_pipeline
+from ipbench.world.pipeline import assemble_pipeline
 
 log = start_job(snakemake)
 dirs = snakemake.params.model_dirs

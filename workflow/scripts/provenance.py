@@ -18,6 +18,8 @@ record = {
     "config": snakemake.params.config,
     "config_sha256": provenance.config_hash(snakemake.params.config),
     "git": provenance.git_state(repo),
+    # sha256 of the project code each job kind behind a table ran (ipbench/code_digest.py), per task.
+    "code_digests": snakemake.params.code_digests,
     "packages": provenance.package_versions(),
     "weights": weights,
     "methods": {Path(p).parent.name: json.loads(Path(p).read_text()) for p in snakemake.input.prepared},
