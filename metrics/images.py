@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -23,27 +23,61 @@ class ImageError(ValueError):
 @dataclass(frozen=True)
 class LoadedImage:
     array: np.ndarray  # HxWx3 uint8
-    converted_from: str | None  # original PIL mode when it was not RGB
+    converted_from: str | None  # what decoding did besides reading RGB (mode conversion, EXIF rotation)
+
+
+def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:
+    """uint8 RGB of a decoded image and what the conversion did (None when it was already RGB).
+
+    PIL's ``convert("RGB")`` clips 16- and 32-bit values at 255 (a 16-bit PNG comes out all white) and
+    drops alpha whatever it covered, so those modes are handled here or refused with the reason.
+    """
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img, dtype=np.uint8).copy(), None
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(img).astype(np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise ValueError(f"mode {mode} holds values in [{values.min()}, {values.max()}], outside 16 bits")
+        grey = np.round(values / 257.0).astype(np.uint8)  # 65535 -> 255 exactly
+        return np.repeat(grey[..., None], 3, axis=2), f"{mode}: 16-bit grey scaled to 8 bits (v / 257)"
+    if mode == "F":
+        raise ValueError("mode F (32-bit float) has no defined value range; save the image as 8- or 16-bit")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        # clean-fid reads with convert("RGB"), which drops alpha; FID must read pixels as it does.
+        rgba = img.convert("RGBA")
+        hidden = float((np.asarray(rgba)[..., 3] < 255).mean())
+        return (np.asarray(rgba.convert("RGB"), dtype=np.uint8).copy(),
+                f"{mode}: alpha dropped, as clean-fid reads it ({hidden:.1%} of pixels not opaque)")
+    if mode == "CMYK":
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy(), "CMYK: converted without a colour profile"
+    if mode in ("1", "L", "P"):
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy(), f"{mode}: expanded to RGB"
+    converted = img.convert("RGB")  # YCbCr, LAB, HSV: PIL's own colour conversions
+    return np.asarray(converted, dtype=np.uint8).copy(), f"{mode}: converted to RGB by PIL"
 
 
 def load_rgb(path: str | os.PathLike) -> LoadedImage:
-    """Decode ``path`` fully into uint8 RGB; convert other modes and say so."""
+    """Decode ``path`` fully into uint8 RGB: other modes converted (and said how) or refused with the reason,
+    an EXIF orientation applied (and said so)."""
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()  # force a full decode so truncated files fail here
-            mode = img.mode
-            rgb = img if mode == "RGB" else img.convert("RGB")
-            array = np.asarray(rgb, dtype=np.uint8).copy()
+            orientation = img.getexif().get(0x0112, 1)  # the EXIF Orientation tag
+            upright = ImageOps.exif_transpose(img) if orientation not in (0, 1) else img
+            array, converted = _to_rgb(upright)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{path}: corrupt or truncated image ({err})") from None
+        raise ImageError(f"{path}: corrupt, truncated or unsupported image ({err})") from None
+    if orientation not in (0, 1):
+        converted = "; ".join(filter(None, [converted, f"EXIF orientation {orientation} applied"]))
     if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
         raise ImageError(f"{path}: decoded to shape {array.shape}, expected HxWx3")
-    return LoadedImage(array, None if mode == "RGB" else mode)
+    return LoadedImage(array, converted)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

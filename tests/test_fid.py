@@ -241,7 +241,8 @@ def test_converted_files_are_reported(image_sets, network_features):
     set_a, _ = image_sets
     features, converted = network_features
     assert features.shape == (12, 2048) and features.dtype == np.float64
-    assert converted == [f"{set_a[1]} (L)", f"{set_a[3]} (RGBA)"]
+    assert [entry.split(" (")[0] for entry in converted] == [str(set_a[1]), str(set_a[3])]
+    assert "(L: expanded to RGB)" in converted[0] and "(RGBA: alpha dropped" in converted[1]
 
 
 @pytest.mark.slow

@@ -71,7 +71,7 @@ def test_fid_json_equals_library(folders, features, fid_result):
     assert result["value"] == pytest.approx(fid.fid_from_features_fast(features_a, features_b), rel=1e-9)
     assert result["metric"] == "fid" and result["backbone"] == inception.INCEPTION
     assert (result["n"], result["n_a"], result["n_b"]) == (4, 4, 4)
-    assert result["converted"] == [f"{folders[0] / 'shard-000' / 'dog_s01.png'} (L)"]
+    assert result["converted"] == [f"{folders[0] / 'shard-000' / 'dog_s01.png'} (L: expanded to RGB)"]
 
 
 @pytest.mark.slow
