@@ -66,6 +66,9 @@ def _set_metric(args, name: str, value_fn, resample_fn, convention: str) -> dict
 
     folder_a, folder_b = Path(args.dir_a), Path(args.dir_b)
     paths_a, paths_b = list_images(folder_a), list_images(folder_b)
+    for folder, paths in ((folder_a, paths_a), (folder_b, paths_b)):
+        if len(paths) < 2:  # a covariance (FID) or an unbiased MMD (KID) needs two images at least
+            raise ImageError(f"{folder}: {name.upper()} needs at least 2 images, found {len(paths)}")
     groups, unit = _item_groups(folder_a, paths_a)
     device = args.device or inception.default_device()
     workers = args.workers

@@ -123,6 +123,13 @@ def test_empty_folder_exits_2(tmp_path, folders):
     assert code == 2 and str(tmp_path / "empty") in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("metric", ["fid", "kid"])
+def test_a_set_of_one_image_exits_2_naming_the_folder(tmp_path, folders, metric):
+    write_png(tmp_path / "one" / "a.png", 0)
+    code, _, err = run_cli(metric, tmp_path / "one", folders[1], "--device", "cpu")
+    assert code == 2 and f"{tmp_path / 'one'}: {metric.upper()} needs at least 2 images, found 1" in err
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "truncated"])
 def test_bad_png_exits_2_naming_it(tmp_path, folders, damage):
     good = write_png(tmp_path / "set" / "good.png", seed=1)
