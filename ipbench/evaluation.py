@@ -16,7 +16,7 @@ from ipbench.io import read_jsonl
 from ipbench.tasks import TASKS, check_task_metrics, metric_registry
 from metrics import stats
 from metrics.image_metrics import Inputs
-from metrics.images import load_rgb
+from metrics.images import load_rgb, verified_paths
 
 log = logging.getLogger("ipbench.evaluation")
 
@@ -59,7 +59,8 @@ def image_set_inputs(task: str, manifest: list[dict], image_dir: Path, data_dir:
         return keys, arrays
 
     return Inputs({
-        "images": lambda: [load_rgb(image_dir / row["path"]).array for row in manifest],
+        "images": lambda: [load_rgb(path).array for path in verified_paths(image_dir, manifest,
+                                                                           image_dir / "manifest.jsonl")],
         "prompts": lambda: [row["condition"]["prompt"] for row in manifest],
         "prompt_images": prompt_images,
         "truth": truths,

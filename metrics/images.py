@@ -91,13 +91,33 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         raise ImageError(f"{folder}: not a directory")
     manifest = folder / "manifest.jsonl"
     if manifest.is_file():
-        paths = [folder / row["path"] for row in read_manifest(manifest)]
+        paths = verified_paths(folder, read_manifest(manifest), manifest)
     else:
         paths = sorted(
             p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
         )
     if not paths:
         raise ImageError(f"{folder}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return paths
+
+
+def verified_paths(folder: Path, rows: list[dict], manifest: Path) -> list[Path]:
+    """The files of a manifest's rows, each checked against the sha256 it recorded.
+
+    A file that is missing, truncated or replaced since the manifest was written
+    is an error naming it: an image set is read as generated, or not at all.
+    """
+    from metrics.weights import sha256_file
+
+    paths = []
+    for row in rows:
+        path = Path(folder) / row["path"]
+        fix = f"delete {folder} and rerun to regenerate the image set"
+        if not path.is_file():
+            raise ImageError(f"{path}: listed in {manifest} but missing; {fix}")
+        if "sha256" in row and sha256_file(path) != row["sha256"]:
+            raise ImageError(f"{path}: changed since {manifest} recorded it (sha256 differs); {fix}")
+        paths.append(path)
     return paths
 
 

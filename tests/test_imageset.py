@@ -139,3 +139,27 @@ def test_photo_dataset_is_deterministic_and_records_conversion(tmp_path):
     with pytest.raises(ValueError, match="data.n_subjects"):
         datasets.build("skimage_photos", "variation", tmp_path / "d", n_items=2, n_real=2, n_subjects=3)
 
+
+
+@pytest.mark.parametrize("damage", ["deleted", "replaced", "truncated"])
+def test_an_image_set_is_read_as_generated_or_not_at_all(tmp_path, damage):
+    """Features and metrics read an image set through its manifest's hashes: a file deleted, replaced by
+    another valid PNG, or truncated since generation is an error naming it (with how to regenerate)."""
+    from metrics.images import ImageError, list_images
+
+    rng = np.random.default_rng(0)
+    requests = requests_for("smoke", "variation", _items(["a", "b"]), 1)
+    images = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in requests]
+    write_shard(tmp_path / "set" / "shard-000", "shard-000", requests, images)
+    rows = merge_manifests([tmp_path / "set" / "shard-000"], tmp_path / "set" / "manifest.jsonl")
+    assert len(list_images(tmp_path / "set")) == 2
+    target = tmp_path / "set" / rows[1]["path"]
+    if damage == "deleted":
+        target.unlink()
+    elif damage == "replaced":
+        Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(target)
+    else:
+        target.write_bytes(target.read_bytes()[:20])
+    expected = "missing" if damage == "deleted" else "changed since"
+    with pytest.raises(ImageError, match=rf"{target.name}: .*{expected}.*delete .*set and rerun"):
+        list_images(tmp_path / "set")
