@@ -4,6 +4,7 @@
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -21,7 +22,16 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+try:
+    validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+except WorkflowError as error:  # its message would print the whole schema
+    from jsonschema.exceptions import ValidationError
+
+    from ipbench.schema import describe
+
+    if not isinstance(error.__context__, ValidationError):
+        raise
+    raise WorkflowError(describe(error.__context__)) from None
 
 
 include: "workflow/rules/common.smk"

@@ -81,6 +81,22 @@ def test_bad_config_names_the_key(tmp_path, edit, key):
     assert key in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(colour="red"), "config key colour: unknown key (allowed here: baseline, "),
+    (lambda c: c["tasks"]["variation"].update(shardz=2),
+     "config key tasks.variation.shardz: unknown key (allowed here: data, metrics, protocol, samples_per_item, shards)"),
+    (lambda c: c.update(device="tpu"), "config key device: 'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+])
+def test_a_schema_error_is_one_line_not_the_schema(tmp_path, edit, message):
+    copy_code(tmp_path)
+    config = smoke_config()
+    edit(config)
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config))
+    output = result.stderr + result.stdout
+    assert result.returncode != 0 and message in output
+    assert "Failed validating" not in output and len(output.splitlines()) < 40
+
+
 def test_method_asked_for_an_unsupported_task_fails(tmp_path):
     copy_code(tmp_path)
     config = smoke_config()
