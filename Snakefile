@@ -4,8 +4,9 @@
 import os
 import sys
 
+import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version, update_config, validate
 
 min_version("8.0")
 
@@ -21,6 +22,19 @@ if not workflow.overwrite_configfiles:
 
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
+
+def _yaml_values(value):
+    """Nested ``--config`` values as YAML reads them (Snakemake reads them with YAML's BaseLoader: all strings)."""
+    if isinstance(value, dict):
+        return {key: _yaml_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_yaml_values(item) for item in value]
+    return yaml.safe_load(value) if isinstance(value, str) and value else value
+
+
+# `--config 'data={"n_items": 64}'` would otherwise give the string "64".
+update_config(config, {key: _yaml_values(value) for key, value in workflow.config_settings.config.items()
+                       if isinstance(value, (dict, list))})
 
 try:
     validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))

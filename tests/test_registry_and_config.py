@@ -97,6 +97,15 @@ def test_a_schema_error_is_one_line_not_the_schema(tmp_path, edit, message):
     assert "Failed validating" not in output and len(output.splitlines()) < 40
 
 
+def test_nested_config_values_on_the_command_line_are_read_as_yaml(tmp_path):
+    """Snakemake reads `--config data={...}` values as strings; the Snakefile re-reads them as YAML."""
+    copy_code(tmp_path)
+    result = snakemake(tmp_path, "-n", "--config", 'data={"n_items": 3, "seed": 1}', 'world={"datasets": {"n": 4}}',
+                       configfile=tmp_path / "config" / "smoke.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "is not of type" not in result.stderr + result.stdout
+
+
 def test_method_asked_for_an_unsupported_task_fails(tmp_path):
     copy_code(tmp_path)
     config = smoke_config()
