@@ -155,3 +155,9 @@ def dino_to_prompts(inputs: Inputs, options: dict) -> dict:
         raise ValueError("config key metrics.dino.backbone is not set, but a task asks for DINO")
     return _result("dino", _mean_cosine_to_prompts(inputs, spec), spec,
                    "raw cosine of CLS embeddings; mean over the item's image prompts (DreamBench)")
+
+
+def saturation(inputs: Inputs, options: dict) -> dict:
+    """Fraction of each image's channel values at 0 or 255: Imagen's over-saturation at high guidance."""
+    values = [float(np.mean((image == 0) | (image == 255))) for image in inputs["images"]]
+    return _result("saturation", values, "none", "fraction of uint8 RGB channel values equal to 0 or 255")

@@ -112,3 +112,7 @@ register_metric(Metric(
     "dino", "image", ("images", "prompt_images"), "metrics.image_metrics:dino_to_prompts",
     values={"dino": Value("DINO", True, "DINO CLS similarity to the image prompts (subject identity)")},
     backbone="dino", convention="cosine of CLS embeddings to each image prompt, averaged (DreamBench)"))
+register_metric(Metric(
+    "saturation", "image", ("images",), "metrics.image_metrics:saturation",
+    values={"saturation": Value("saturated", False, "fraction of channel values at 0 or 255 (compare the oracle's)")},
+    backbone="none", convention="per image, uint8 RGB channel values equal to 0 or 255"))

@@ -20,22 +20,27 @@ def to_uint8(images) -> list[np.ndarray]:
     return list(np.clip(np.round(np.asarray(images, dtype=np.float64) * 255), 0, 255).astype(np.uint8))
 
 
-def check_prompts(tokenizer, requests: list[Request], log: logging.Logger) -> None:
+def check_prompts(tokenizer, requests: list[Request], log: logging.Logger, limit: int | None = None,
+                  unknown=None) -> None:
     """Warn, once per item, about words the tokenizer does not know and captions it will truncate.
 
-    CLIP's byte-level BPE has no effective unknown token: an unknown word is
+    ``unknown(text)`` lists a text's unknown words; the default is for CLIP's
+    byte-level BPE, which has no effective unknown token: an unknown word is
     split into pieces, which the mini world's tokenizer (one token per word)
-    never does for a word it knows. The caption is still generated.
+    never does for a word it knows. ``limit`` defaults to the tokenizer's
+    ``model_max_length``. The caption is still generated.
     """
-    from ipbench.world.tokenizer import unknown_words
+    if unknown is None:
+        from ipbench.world.tokenizer import unknown_words
 
-    vocab = tokenizer.get_vocab()
-    limit = tokenizer.model_max_length
+        vocab = tokenizer.get_vocab()
+        unknown = lambda text: unknown_words(vocab, text)  # noqa: E731
+    limit = limit or tokenizer.model_max_length
     for item_id, prompt in {request.item_id: request.condition["prompt"] for request in requests}.items():
-        unknown = unknown_words(vocab, prompt)
-        if unknown:
-            log.warning("item %s: words not in the tokenizer's vocabulary (split into pieces): %s; "
-                        "generating anyway", item_id, ", ".join(unknown))
+        unknown_here = unknown(prompt)
+        if unknown_here:
+            log.warning("item %s: words not in the tokenizer's vocabulary: %s; generating anyway", item_id,
+                        ", ".join(unknown_here))
         ids = tokenizer(prompt, truncation=False).input_ids
         if len(ids) > limit:
             dropped = tokenizer.decode(ids[limit - 1:-1], skip_special_tokens=True)

@@ -548,29 +548,33 @@ DISPLACED_ATTRIBUTES = ("size", "colour", "texture", "shape", "background", "pos
 
 
 def text_state_displacement(clip_dir, n: int = 200, seed: int = 0, device: str = "cpu") -> dict:
-    """How far the UNet's conditioning moves when a caption changes one attribute's value.
-
-    For the first ``n`` non-blob scenes of ``held_out_scenes`` (blobs have no
-    texture to change), the mean L2 distance between the last hidden states of
-    the text tower (padded to max length, the whole (L, D) array, as
-    :func:`ipbench.world.pipeline.encode_text` feeds the UNet) of the full caption
-    and of the caption with that attribute set to another value, drawn
-    uniformly (seeded). Keys: each attribute of ``DISPLACED_ATTRIBUTES``;
-    ``position_top_left_bottom_right``, the same caption with "top left" and
-    with "bottom right"; ``position_over_colour``, the ratio of the position and
-    colour figures; and ``n``.
-    """
+    """:func:`state_displacement` of a CLIPModel folder's text tower, padded as
+    :func:`ipbench.world.pipeline.encode_text` feeds the UNet."""
     from ipbench.world.pipeline import encode_text, load_clip_towers
 
     tokenizer, text_encoder, _, _ = load_clip_towers(clip_dir)
     text_encoder = text_encoder.to(device)
+    return state_displacement(lambda texts: encode_text(tokenizer, text_encoder, texts, device), n, seed)
+
+
+def state_displacement(encode, n: int = 200, seed: int = 0) -> dict:
+    """How far a text encoder's conditioning moves when a caption changes one attribute's value.
+
+    ``encode(texts)`` gives the (B, L, D) states a UNet attends to. For the first
+    ``n`` non-blob scenes of ``held_out_scenes`` (blobs have no texture to
+    change), the mean L2 distance between the whole (L, D) states of the full
+    caption and of the caption with that attribute set to another value, drawn
+    uniformly (seeded). Keys: each attribute of ``DISPLACED_ATTRIBUTES``;
+    ``position_top_left_bottom_right``, the same caption with "top left" and
+    with "bottom right"; ``position_over_colour``, the ratio of the position and
+    colour figures (comparable across encoders of different widths); and ``n``.
+    """
     scenes = _non_blob_scenes(n, seed)
     rng = np.random.default_rng([seed, 11])
 
     def states(texts):
         with torch.no_grad():
-            return torch.cat([encode_text(tokenizer, text_encoder, texts[i : i + 256], device).float().cpu()
-                              for i in range(0, len(texts), 256)])
+            return torch.cat([encode(texts[i : i + 256]).float().cpu() for i in range(0, len(texts), 256)])
 
     def distance(a, b):
         return float((states(a) - states(b)).flatten(1).norm(dim=1).mean())

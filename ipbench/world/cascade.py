@@ -1,0 +1,353 @@
+"""A DeepFloyd-IF-style pixel cascade for the mini world: a 32x32 base UNet and a 32->64 super-resolution UNet.
+
+Both are ``UNet2DConditionModel``s cross-attending to a frozen text encoder's
+states: the text-only T5 of ``ipbench.world.t5_text`` (Imagen's premise), or,
+for the encoder ablation, the conditioning CLIP's text tower. The base stage
+works at 32x32 because that is where the analyzers still read every attribute
+of a downsampled render (measured in docs/methods.md; at 16x16 shape and
+texture are lost). The super-resolution stage sees the low-resolution image
+upsampled as ``IFSuperResolutionPipeline`` upsamples it, noise-augmented at a
+random ``noise_level`` passed as ``class_labels`` (IF's conditioning
+augmentation). Stage folders are plain ``IFPipeline`` / ``IFSuperResolutionPipeline`` folders.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ipbench.training.loop import (ProgressSchedule, autocast, parameter_count, progress_bar, save_half,
+                                   seconds_since, to_unit_range)
+
+# Pixel-space diffusion uses the cosine schedule (IF's), not SD's scaled-linear latent one.
+PIXEL_SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
+# IF-I's sampling defaults: dynamic thresholding at the 95th percentile, values up to 1.5 rescaled.
+THRESHOLDING = {"thresholding": True, "dynamic_thresholding_ratio": 0.95, "sample_max_value": 1.5,
+                "clip_sample": True, "clip_sample_range": 1.0}
+STAGE_FILE = "cascade.json"  # what a stage was trained for: its text encoder, resolutions
+IF_II_INPUT = 64  # DeepFloyd IF-II upsamples IF-I's 64x64 output
+D, CD, U, CU = "DownBlock2D", "CrossAttnDownBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"
+
+
+def base_unet_config(cross_attention_dim: int, sample_size: int = 32, block_out_channels=(32, 64, 128, 128),
+                     layers_per_block: int = 1, attention_head_dim: int = 8) -> dict:
+    """Base stage: 3 -> 6 channels (IFPipeline splits a variance half off; ours is fixed, see ``scheduler``),
+    cross-attention at the two coarsest levels."""
+    levels = len(block_out_channels)
+    return {"sample_size": sample_size, "in_channels": 3, "out_channels": 6,
+            "down_block_types": (D,) * (levels - 2) + (CD, CD), "up_block_types": (CU, CU) + (U,) * (levels - 2),
+            "block_out_channels": tuple(block_out_channels), "layers_per_block": layers_per_block,
+            "cross_attention_dim": cross_attention_dim, "attention_head_dim": attention_head_dim,
+            "norm_num_groups": min(32, block_out_channels[0])}
+
+
+def sr_unet_config(cross_attention_dim: int, sample_size: int = 64, block_out_channels=(16, 32, 64, 128),
+                   layers_per_block: int = 1, attention_head_dim: int = 8) -> dict:
+    """Super-resolution stage: noisy image + upsampled low-res image in (6 channels), the augmentation
+    level as a timestep-embedded class label, cross-attention at the coarsest level only."""
+    levels = len(block_out_channels)
+    return {"sample_size": sample_size, "in_channels": 6, "out_channels": 6,
+            "down_block_types": (D,) * (levels - 1) + (CD,), "up_block_types": (CU,) + (U,) * (levels - 1),
+            "block_out_channels": tuple(block_out_channels), "layers_per_block": layers_per_block,
+            "cross_attention_dim": cross_attention_dim, "attention_head_dim": attention_head_dim,
+            "class_embed_type": "timestep", "norm_num_groups": min(32, block_out_channels[0])}
+
+
+def scheduler(dynamic_thresholding: bool = True):
+    """The stage folders' sampler, as IF's: DDPM (the IF pipelines read its ``variance_type``; DDIM has
+    none), x0 dynamically thresholded (Imagen) or, with ``dynamic_thresholding`` off, clipped to [-1, 1]."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**PIXEL_SCHEDULE, **{**THRESHOLDING, "thresholding": dynamic_thresholding},
+                         variance_type="fixed_small")
+
+
+# ---------------------------------------------------------------- text encoders
+
+
+def load_text_encoder(folder, device="cpu"):
+    """(tokenizer, encoder) from a T5 folder (``t5_text``) or a CLIPModel folder (the conditioning CLIP)."""
+    model_type = json.loads((Path(folder) / "config.json").read_text()).get("model_type")
+    if model_type == "clip":
+        from ipbench.world.pipeline import load_clip_towers
+
+        tokenizer, text_encoder, _, _ = load_clip_towers(folder)
+        return tokenizer, text_encoder.to(device)
+    from ipbench.world.t5_text import load_t5
+
+    return load_t5(folder, device)
+
+
+def is_t5(text_encoder) -> bool:
+    return getattr(text_encoder.config, "model_type", "") == "t5"
+
+
+def encode_prompts(tokenizer, text_encoder, texts: list[str], device) -> torch.Tensor:
+    """(B, L, D) states the UNets attend to, computed for training and sampling alike.
+
+    T5 as ``IFPipeline.encode_prompt`` does it (77 positions, attention mask to
+    the encoder); a CLIP text tower as the SD pipeline does (its own length, no mask).
+    """
+    from ipbench.world.pipeline import encode_text
+    from ipbench.world.t5_text import MAX_LENGTH
+
+    if not is_t5(text_encoder):
+        return encode_text(tokenizer, text_encoder, texts, device)
+    tokens = tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+                       add_special_tokens=True, return_tensors="pt")
+    return text_encoder(tokens.input_ids.to(device), attention_mask=tokens.attention_mask.to(device))[0]
+
+
+# ---------------------------------------------------------------- images
+
+
+def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 NHWC renders -> [-1, 1] NCHW at ``size`` (area average: every pixel counts once)."""
+    return F.interpolate(to_unit_range(images), size=(size, size), mode="area")
+
+
+def upsample_condition(low: torch.Tensor, size: int) -> torch.Tensor:
+    """The low-resolution image as IFSuperResolutionPipeline feeds it to the UNet (bilinear, corners aligned)."""
+    return F.interpolate(low, (size, size), mode="bilinear", align_corners=True)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _caption_tokens(tokenizer, scenes, variants: int, rng: np.random.Generator):
+    """(unique captions, (N, variants) index into them): captions with random attribute drops, drawn once."""
+    from ipbench.world.train_data import training_captions
+
+    texts = [text for _ in range(variants) for text in training_captions(scenes, rng)[0]]
+    unique, inverse = np.unique(texts, return_inverse=True)
+    return unique.tolist(), torch.from_numpy(inverse.reshape(variants, len(scenes)).T.copy())
+
+
+@torch.no_grad()
+def _encode_all(tokenizer, text_encoder, texts: list[str], device, batch_size: int = 2048) -> torch.Tensor:
+    """States of every distinct caption, once (in bf16 on the GPU: the encoder is frozen)."""
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        with autocast(device):
+            parts.append(encode_prompts(tokenizer, text_encoder, texts[start : start + batch_size], device)
+                         .to(torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32))
+    return torch.cat(parts)
+
+
+def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_size: int = 256, lr: float = 5e-4,
+                seed: int = 0, device=None, caption_dropout: float = 0.1, architecture: dict | None = None,
+                min_snr_gamma: float | None = 5.0, ema_decay: float | None = 0.999, caption_variants: int = 8,
+                low_resolution: int = 32, max_noise_level: int = 500, time_limit_s: float | None = None,
+                log_every: int = 100) -> dict:
+    """Train the ``base`` (32x32 from text) or ``sr`` (64x64 from text and a 32x32 image) stage.
+
+    Epsilon prediction on ``data["images"]`` (uint8 64x64 renders) with
+    captions of ``data["scenes"]`` (random attribute drops, "" with probability
+    ``caption_dropout`` for guidance), states of the frozen encoder in
+    ``text_dir`` computed once per distinct caption. The SR stage's low-res
+    input is the render downsampled as the base stage's training targets are,
+    noise-augmented at a level drawn uniformly from [0, ``max_noise_level``].
+    Min-SNR-gamma weighting, AdamW with warmup and cosine decay, EMA weights saved.
+    """
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers.training_utils import EMAModel
+
+    if stage not in ("base", "sr"):
+        raise ValueError(f"stage {stage!r}: use base or sr")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    started = time.perf_counter()
+    tokenizer, text_encoder = load_text_encoder(text_dir, device)
+    text_encoder.requires_grad_(False)
+    rng = np.random.default_rng(seed)
+    texts, caption_index = _caption_tokens(tokenizer, data["scenes"], caption_variants, rng)
+    states = _encode_all(tokenizer, text_encoder, texts + [""], device)
+    empty = len(texts)
+    caption_index = caption_index.to(device)
+    width = states.shape[-1]
+    del text_encoder
+    pixels = torch.from_numpy(np.ascontiguousarray(data["images"])).to(device)
+    config = (base_unet_config if stage == "base" else sr_unet_config)(width, **(architecture or {}))
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**config).to(device).train()
+    ema = EMAModel(unet.parameters(), decay=ema_decay) if ema_decay else None
+    noise_scheduler = DDPMScheduler(**PIXEL_SCHEDULE)
+    alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
+    generator = torch.Generator(device).manual_seed(seed)
+    prepare_seconds = time.perf_counter() - started
+    schedule = ProgressSchedule(optimizer, lr, steps, max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None)
+    history, step = [], 0
+    train_started = time.perf_counter()
+    bar = progress_bar(steps, f"if_{stage}")
+    for step in range(steps):
+        if schedule.finished(step):
+            break
+        bar.update()
+        current_lr = schedule.set_lr(step)
+        index = torch.randint(len(pixels), (batch_size,), device=device, generator=generator)
+        variant = torch.randint(caption_variants, (batch_size,), device=device, generator=generator)
+        rows = caption_index[index, variant]
+        dropped = torch.rand(batch_size, device=device, generator=generator) < caption_dropout
+        text_states = states[torch.where(dropped, empty, rows)]
+        images = pixels[index]
+        low = downsample(images, low_resolution)
+        target = low if stage == "base" else to_unit_range(images)
+        noise = torch.randn(target.shape, device=device, generator=generator)
+        timesteps = torch.randint(len(alphas_cumprod), (batch_size,), device=device, generator=generator)
+        model_input = noise_scheduler.add_noise(target, noise, timesteps)
+        extra = {}
+        if stage == "sr":
+            levels = torch.randint(max_noise_level + 1, (batch_size,), device=device, generator=generator)
+            condition = upsample_condition(low, target.shape[-1])
+            augmentation = torch.randn(condition.shape, device=device, generator=generator)
+            condition = noise_scheduler.add_noise(condition, augmentation, levels.clamp(max=len(alphas_cumprod) - 1))
+            model_input = torch.cat([model_input, condition], dim=1)
+            extra["class_labels"] = levels
+        with autocast(device):
+            prediction = unet(model_input, timesteps, encoder_hidden_states=text_states, **extra).sample
+        # The variance half of the output is unused: sampling uses fixed (DDPM "fixed_small") variances.
+        per_sample = F.mse_loss(prediction[:, :3].float(), noise, reduction="none").mean(dim=(1, 2, 3))
+        if min_snr_gamma:
+            per_sample = per_sample * (snr[timesteps].clamp(max=min_snr_gamma) / snr[timesteps])
+        loss = per_sample.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        if ema:
+            ema.step(unet.parameters())
+        if step % log_every == 0 or step == steps - 1:
+            history.append({"step": step, "loss": loss.item(), "lr": current_lr})
+    else:
+        step = steps
+    bar.close()
+    train_seconds = seconds_since(train_started, device)
+    if ema:
+        ema.copy_to(unet.parameters())
+    out_dir = Path(out_dir)
+    save_half(unet.eval(), out_dir)
+    stage_facts = {"stage": stage, "text_encoder": json.loads((Path(text_dir) / "config.json").read_text())
+                   .get("model_type"), "low_resolution": low_resolution, "resolution": config["sample_size"]
+                   if stage == "sr" else low_resolution, "max_noise_level": max_noise_level if stage == "sr" else None}
+    (out_dir / STAGE_FILE).write_text(json.dumps(stage_facts, indent=2))
+    return {**stage_facts, "steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr,
+            "seed": seed, "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
+            "caption_variants": caption_variants, "n_captions": len(texts), "n_images": len(pixels),
+            "parameters": parameter_count(unet), "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
+            "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
+            "first_loss": history[0]["loss"] if history else None,
+            "final_loss": history[-1]["loss"] if history else None, "history": history}
+
+
+# ---------------------------------------------------------------- stage folders
+
+
+def stage_facts(folder) -> dict:
+    """The cascade.json of a stage trained here, or {} for another IF folder (a Hub copy)."""
+    path = Path(folder) / STAGE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def assemble_stage(out_dir, unet_dir, text_dir) -> Path:
+    """Save an IFPipeline (base) or IFSuperResolutionPipeline (sr) folder from a trained UNet and its encoder."""
+    import shutil
+
+    from diffusers import IFPipeline, IFSuperResolutionPipeline, UNet2DConditionModel
+
+    facts = stage_facts(unet_dir)
+    tokenizer, text_encoder = load_text_encoder(text_dir)
+    parts = {"tokenizer": tokenizer, "text_encoder": text_encoder,
+             "unet": UNet2DConditionModel.from_pretrained(unet_dir, dtype=torch.float32), "scheduler": scheduler(),
+             "safety_checker": None, "feature_extractor": None, "watermarker": None, "requires_safety_checker": False}
+    if facts.get("stage") == "sr":
+        from diffusers import DDPMScheduler
+
+        pipe = IFSuperResolutionPipeline(**parts, image_noising_scheduler=DDPMScheduler(**PIXEL_SCHEDULE))
+    else:
+        pipe = IFPipeline(**parts)
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    shutil.copy(Path(unet_dir) / STAGE_FILE, Path(out_dir) / STAGE_FILE)
+    return Path(out_dir)
+
+
+def check_encoder(unet_dir, text_dir, key: str) -> None:
+    """A stage runs only on the encoder family and width it was trained on; otherwise the error names both."""
+    facts = stage_facts(unet_dir)
+    config = json.loads((Path(text_dir) / "config.json").read_text())
+    width = config.get("d_model") or config.get("text_config", {}).get("hidden_size")
+    expected = json.loads((Path(unet_dir) / "config.json").read_text())["cross_attention_dim"]
+    if config.get("model_type") != facts.get("text_encoder") or width != expected:
+        raise ValueError(f"{key}: {text_dir} is a {config.get('model_type')} encoder of width {width}, but "
+                         f"{unet_dir} was trained on a {facts.get('text_encoder')} encoder of width {expected}")
+
+
+def check_stage_input(low_resolution: tuple[int, int], stage_2_dir) -> None:
+    """A super-resolution stage takes the size its training used (IF-II: IF-I's 64x64); others are refused."""
+    expected = stage_facts(stage_2_dir).get("low_resolution", IF_II_INPUT)
+    if tuple(low_resolution) != (expected, expected):
+        raise ValueError(f"the super-resolution stage {stage_2_dir} takes {expected}x{expected} images, but the base "
+                         f"stage gives {low_resolution[0]}x{low_resolution[1]}")
+
+
+# ---------------------------------------------------------------- evaluation (the manifests' final numbers)
+
+
+@torch.no_grad()
+def evaluate_stage(unet_dir, text_dir, shape_cnn_dir, device="cpu", n: int = 256, seed: int = 0,
+                   guidance_scales=(1.0, 4.0, 7.0), num_inference_steps: int = 25, thresholding=(True, False),
+                   noise_level: int = 100) -> dict:
+    """Analyzer accuracy of one stage on ``n`` fresh test scenes, per x0 clipping and guidance scale.
+
+    Base: sampled from the full captions, upsampled to 64 for the analyzers.
+    SR: the test renders downsampled, upsampled by the stage (so SR is judged
+    alone), with PSNR to the renders.
+    """
+    import tempfile
+
+    from diffusers import DiffusionPipeline
+
+    from ipbench.world.mini_sd import _attribute_summary, _shape_reader
+    from ipbench.world.render import caption, held_out_scenes, render
+
+    device = torch.device(device)
+    scenes = held_out_scenes(n, seed)
+    prompts = [caption(scene) for scene in scenes]
+    renders = torch.from_numpy(np.stack([render(scene) for scene in scenes]))
+    reader = _shape_reader(shape_cnn_dir, device)
+    facts = stage_facts(unet_dir)
+    results = {"n_test": n, "num_inference_steps": num_inference_steps}
+    with tempfile.TemporaryDirectory() as scratch:
+        pipe = DiffusionPipeline.from_pretrained(assemble_stage(scratch, unet_dir, text_dir), dtype=torch.float32)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    embeds = torch.cat([encode_prompts(pipe.tokenizer, pipe.text_encoder, prompts[i : i + 256], device)
+                        for i in range(0, n, 256)])
+    negative = encode_prompts(pipe.tokenizer, pipe.text_encoder, [""], device).expand_as(embeds)
+    low = downsample(renders.to(device), facts["low_resolution"])
+    for dynamic in thresholding:
+        pipe.scheduler = scheduler(dynamic)
+        for scale in guidance_scales:
+            images = []
+            for start in range(0, n, 128):
+                part = slice(start, start + 128)
+                generators = [torch.Generator(device).manual_seed(seed * 100_000 + k) for k in range(start, min(start + 128, n))]
+                call = {"prompt_embeds": embeds[part], "negative_prompt_embeds": negative[part],
+                        "num_inference_steps": num_inference_steps, "guidance_scale": scale, "generator": generators,
+                        "output_type": "pt"}
+                if facts["stage"] == "sr":
+                    call.update(image=low[part], noise_level=noise_level)
+                out = pipe(**call).images
+                images.append(upsample_condition(out.float().clamp(-1, 1), 64) if facts["stage"] == "base" else out)
+            pixels = ((torch.cat(images).float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu()
+            row = _attribute_summary(list(pixels.numpy()), scenes, reader)
+            if facts["stage"] == "sr":
+                error = ((pixels.double() - renders.double()) ** 2).mean(dim=(1, 2, 3))
+                row["psnr"] = float((10 * torch.log10(255.0**2 / error.clamp(min=1e-10))).mean())
+            row["saturated"] = float(((pixels == 0) | (pixels == 255)).double().mean())
+            results[f"{'dynamic' if dynamic else 'static'}_cfg_{scale:g}"] = row
+    return results
