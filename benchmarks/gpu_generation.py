@@ -162,7 +162,8 @@ def harness(method_name: str, folder: Path, scratch: Path, device, batch: int, a
     method.settings["num_inference_steps"] = args.steps
     (_, images), seconds = timed(lambda: generate_shard(method, items[batch:], **shard), device)
     del method
-    torch.cuda.empty_cache() if device.type == "cuda" else None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return {"img_s": len(images) / seconds, "seconds": seconds, "load_s": load_s, "warmup_s": warm_s,
             "image_shape": list(images[0].shape)}
 
