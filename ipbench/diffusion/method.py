@@ -1,7 +1,7 @@
 """``DiffusersMethod``: a method on a diffusers pipeline, as a chain of overridable steps.
 
 ``pipeline()`` loads the pipeline once (``load_pipeline``, then ``setup`` for
-add-ons such as IP-Adapter or LoRA weights); ``generate`` builds the call's
+add-ons such as IP-Adapter or LoRA weights, then ``fast.accelerate``: bfloat16 on CUDA); ``generate`` builds the call's
 inputs (``call_inputs``), runs the pipeline with one seeded generator per
 request and returns uint8. A subclass changes only the steps it needs.
 """
@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ipbench.diffusion import pipelines, sampling
+from ipbench.diffusion import fast, pipelines, sampling
 from ipbench.imageset import Request
 from ipbench.params import Param
 from methods.base import Method
@@ -24,6 +24,9 @@ SD_PARAMS = {
     "guidance_scale": Param(7.5, float, min=0.0, help="classifier-free guidance scale"),
     "scheduler": Param("ddim", str, choices=pipelines.SCHEDULERS),
     "negative_prompt": Param("", str),
+    "precision": Param("auto", str, choices=fast.PRECISIONS,
+                       help="UNet and VAE weights (auto: bfloat16 on CUDA, float32 on CPU); the rest stays float32"),
+    "compile": Param("off", str, choices=fast.COMPILE_MODES, help="torch.compile mode of the UNet (CUDA)"),
 }
 
 
@@ -48,9 +51,11 @@ class DiffusersMethod(Method):
         if self._pipe is None:
             import diffusers
 
-            self._pipe = pipelines.load_pipeline(getattr(diffusers, self.pipeline_class), self.settings["pretrained"],
-                                                 self.device, self.settings["scheduler"])
-            self.setup(self._pipe)
+            pipe = pipelines.load_pipeline(getattr(diffusers, self.pipeline_class), self.settings["pretrained"],
+                                           self.device, self.settings["scheduler"])
+            self.setup(pipe)
+            # After setup, so that add-ons (adapters, LoRA) run in the UNet's precision too.
+            self._pipe = fast.accelerate(pipe, self.device, self.settings["precision"], self.settings["compile"])
         return self._pipe
 
     def setup(self, pipe) -> None:

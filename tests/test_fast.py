@@ -1,0 +1,71 @@
+"""The fast generation path (ipbench/diffusion/fast.py): bfloat16 UNet/VAE outputs against eager fp32."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from ipbench.diffusion import fast
+
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def parts():
+    """The shipped mini SD's trained UNet and VAE (random nets amplify rounding far more than trained ones)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    return (UNet2DConditionModel.from_pretrained(CHECKPOINTS / "unet").eval(),
+            AutoencoderKL.from_pretrained(CHECKPOINTS / "vae").eval())
+
+
+class Pipe:  # the two parts accelerate touches
+    def __init__(self, unet, vae):
+        self.unet, self.vae = copy.deepcopy(unet), copy.deepcopy(vae)
+
+
+def relative_l2(ours, reference):
+    return float((ours.double() - reference.double()).norm() / reference.double().norm())
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_reduced_precision_unet_and_vae_match_fp32(parts, precision):
+    unet, vae = parts
+    pipe = fast.accelerate(Pipe(unet, vae), "cpu", precision)
+    generator = torch.Generator().manual_seed(1)  # fresh random inputs, not zeros
+    size, width = unet.config.sample_size, unet.config.cross_attention_dim
+    latents = torch.randn(2, unet.config.in_channels, size, size, generator=generator)
+    states = torch.randn(2, 16, width, generator=generator)
+    with torch.inference_mode():
+        expected = unet(latents, torch.tensor(700), encoder_hidden_states=states).sample
+        ours = pipe.unet(latents, torch.tensor(700), encoder_hidden_states=states).sample
+        image = torch.rand(1, 3, 64, 64, generator=generator) * 2 - 1
+        encoded = vae.encode(image).latent_dist.mean
+        torch.testing.assert_close(pipe.vae.encode(image).latent_dist.mean, encoded, rtol=0, atol=0.1)
+        decoded = vae.decode(encoded).sample
+        ours_decoded = pipe.vae.decode(encoded).sample
+    assert ours.dtype == torch.float32 and ours_decoded.dtype == torch.float32  # callers see float32
+    assert next(pipe.unet.parameters()).dtype == getattr(torch, precision)
+    unet_error, vae_error = relative_l2(ours, expected), relative_l2(ours_decoded, decoded)
+    print(precision, "relative L2 of the UNet, the VAE decoder:", unet_error, vae_error)
+    assert 0 < unet_error <= 1e-2  # reduced precision really ran, within bf16 tolerance
+    assert 0 < vae_error <= 2e-2  # the decoder's last layers work at pixel scale, where bf16 steps are coarser
+
+
+def test_auto_changes_nothing_on_cpu(parts):
+    # The default benchmark runs on CPU: its pipeline must stay the float32 one, hook-free.
+    unet, vae = parts
+    pipe = fast.accelerate(Pipe(unet, vae), "cpu")
+    assert {p.dtype for p in pipe.unet.parameters()} == {torch.float32}
+    assert not pipe.unet._forward_pre_hooks and not pipe.unet._forward_hooks
+    assert fast.resolve_precision("auto", "cuda") == torch.bfloat16
+
+
+def test_unknown_settings_are_refused(parts):
+    with pytest.raises(ValueError, match="precision"):
+        fast.resolve_precision("int8", "cpu")
+    with pytest.raises(ValueError, match="compile mode"):
+        fast.accelerate(Pipe(*parts), "cpu", compile_mode="fastest")
