@@ -57,13 +57,13 @@ def sr_unet_config(cross_attention_dim: int, sample_size: int = 64, block_out_ch
             "class_embed_type": "timestep", "norm_num_groups": min(32, block_out_channels[0])}
 
 
-def scheduler(dynamic_thresholding: bool = True):
+def scheduler(dynamic_thresholding: bool = True, prediction_type: str = "v_prediction"):
     """The stage folders' sampler, as IF's: DDPM (the IF pipelines read its ``variance_type``; DDIM has
     none), x0 dynamically thresholded (Imagen) or, with ``dynamic_thresholding`` off, clipped to [-1, 1]."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(**PIXEL_SCHEDULE, **{**THRESHOLDING, "thresholding": dynamic_thresholding},
-                         variance_type="fixed_small")
+                         variance_type="fixed_small", prediction_type=prediction_type)
 
 
 # ---------------------------------------------------------------- text encoders
@@ -141,8 +141,8 @@ def _encode_all(tokenizer, text_encoder, texts: list[str], device, batch_size: i
 def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_size: int = 256, lr: float = 5e-4,
                 seed: int = 0, device=None, caption_dropout: float = 0.1, architecture: dict | None = None,
                 min_snr_gamma: float | None = 5.0, ema_decay: float | None = 0.999, caption_variants: int = 8,
-                low_resolution: int = 32, max_noise_level: int = 500, time_limit_s: float | None = None,
-                log_every: int = 100) -> dict:
+                low_resolution: int = 32, max_noise_level: int = 500, prediction_type: str = "v_prediction",
+                time_limit_s: float | None = None, log_every: int = 100) -> dict:
     """Train the ``base`` (32x32 from text) or ``sr`` (64x64 from text and a 32x32 image) stage.
 
     Epsilon prediction on ``data["images"]`` (uint8 64x64 renders) with
@@ -151,6 +151,9 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     ``text_dir`` computed once per distinct caption. The SR stage's low-res
     input is the render downsampled as the base stage's training targets are,
     noise-augmented at a level drawn uniformly from [0, ``max_noise_level``].
+    ``prediction_type`` is ``v_prediction`` (Imagen's for its SR models: with
+    epsilon prediction, x0 at high noise levels is the residual divided by a tiny
+    sqrt(alpha_bar), and a first try sampled wrong colours that way) or ``epsilon``.
     Min-SNR-gamma weighting, AdamW with warmup and cosine decay, EMA weights saved.
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
@@ -158,6 +161,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
 
     if stage not in ("base", "sr"):
         raise ValueError(f"stage {stage!r}: use base or sr")
+    if prediction_type not in ("v_prediction", "epsilon"):
+        raise ValueError(f"prediction_type {prediction_type!r}: use v_prediction or epsilon")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     started = time.perf_counter()
     tokenizer, text_encoder = load_text_encoder(text_dir, device)
@@ -210,10 +215,13 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
             extra["class_labels"] = levels
         with autocast(device):
             prediction = unet(model_input, timesteps, encoder_hidden_states=text_states, **extra).sample
+        goal = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(target, noise, timesteps)
         # The variance half of the output is unused: sampling uses fixed (DDPM "fixed_small") variances.
-        per_sample = F.mse_loss(prediction[:, :3].float(), noise, reduction="none").mean(dim=(1, 2, 3))
+        per_sample = F.mse_loss(prediction[:, :3].float(), goal, reduction="none").mean(dim=(1, 2, 3))
         if min_snr_gamma:
-            per_sample = per_sample * (snr[timesteps].clamp(max=min_snr_gamma) / snr[timesteps])
+            # Min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for epsilon, / (SNR + 1) for v.
+            denominator = snr[timesteps] + (1 if prediction_type == "v_prediction" else 0)
+            per_sample = per_sample * (snr[timesteps].clamp(max=min_snr_gamma) / denominator)
         loss = per_sample.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -233,7 +241,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     save_half(unet.eval(), out_dir)
     stage_facts = {"stage": stage, "text_encoder": json.loads((Path(text_dir) / "config.json").read_text())
                    .get("model_type"), "low_resolution": low_resolution, "resolution": config["sample_size"]
-                   if stage == "sr" else low_resolution, "max_noise_level": max_noise_level if stage == "sr" else None}
+                   if stage == "sr" else low_resolution, "max_noise_level": max_noise_level if stage == "sr" else None,
+                   "prediction_type": prediction_type}
     (out_dir / STAGE_FILE).write_text(json.dumps(stage_facts, indent=2))
     return {**stage_facts, "steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr,
             "seed": seed, "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
@@ -262,7 +271,8 @@ def assemble_stage(out_dir, unet_dir, text_dir) -> Path:
     facts = stage_facts(unet_dir)
     tokenizer, text_encoder = load_text_encoder(text_dir)
     parts = {"tokenizer": tokenizer, "text_encoder": text_encoder,
-             "unet": UNet2DConditionModel.from_pretrained(unet_dir, dtype=torch.float32), "scheduler": scheduler(),
+             "unet": UNet2DConditionModel.from_pretrained(unet_dir, dtype=torch.float32),
+             "scheduler": scheduler(prediction_type=facts.get("prediction_type", "epsilon")),
              "safety_checker": None, "feature_extractor": None, "watermarker": None, "requires_safety_checker": False}
     if facts.get("stage") == "sr":
         from diffusers import DDPMScheduler
@@ -299,7 +309,7 @@ def check_stage_input(low_resolution: tuple[int, int], stage_2_dir) -> None:
 
 @torch.no_grad()
 def evaluate_stage(unet_dir, text_dir, shape_cnn_dir, device="cpu", n: int = 256, seed: int = 0,
-                   guidance_scales=(1.0, 4.0, 7.0), num_inference_steps: int = 25, thresholding=(True, False),
+                   guidance_scales=(1.0, 4.0, 7.0), num_inference_steps: int = 20, thresholding=(True, False),
                    noise_level: int = 100) -> dict:
     """Analyzer accuracy of one stage on ``n`` fresh test scenes, per x0 clipping and guidance scale.
 
@@ -330,7 +340,7 @@ def evaluate_stage(unet_dir, text_dir, shape_cnn_dir, device="cpu", n: int = 256
     negative = encode_prompts(pipe.tokenizer, pipe.text_encoder, [""], device).expand_as(embeds)
     low = downsample(renders.to(device), facts["low_resolution"])
     for dynamic in thresholding:
-        pipe.scheduler = scheduler(dynamic)
+        pipe.scheduler = scheduler(dynamic, facts.get("prediction_type", "epsilon"))
         for scale in guidance_scales:
             images = []
             for start in range(0, n, 128):
