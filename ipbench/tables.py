@@ -78,6 +78,22 @@ def wide_table(long: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return wide.fillna("–")
 
 
+def _by_prefix(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str], list[tuple[str, list[str]]]]]:
+    """(text, label) pairs grouped so that each text is written once: a text that extends another (starts with
+    it) is written as its remainder. Returns (root text, every label under it, [(remainder, its labels)])."""
+    texts = sorted(dict.fromkeys(text for text, _ in pairs), key=len)
+    root_of = {}
+    for text in texts:
+        root_of[text] = next((r for r in texts if r != text and root_of.get(r) == r and text.startswith(r)), text)
+    groups: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    for text, label in pairs:
+        labels, extensions = groups.setdefault(root_of[text], ([], {}))
+        labels.append(label)
+        if text != root_of[text]:
+            extensions.setdefault(text[len(root_of[text]):].lstrip(" ;,"), []).append(label)
+    return [(root, labels, list(extensions.items())) for root, (labels, extensions) in groups.items()]
+
+
 def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]:
     """The table's notes: how to read it, what each metric is, then each backbone and convention once."""
     infos = value_infos()
@@ -87,12 +103,22 @@ def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]
     shown = [m for m in infos if m in set(long.metric)]
     lines.append("Metrics: " + "; ".join(f"{infos[m].label}: {infos[m].description}" for m in shown) + ".")
     first = long.drop_duplicates("metric").set_index("metric")
-    by_backbone: dict[tuple[str, str], list[str]] = {}
-    for metric in shown:
-        by_backbone.setdefault((first.loc[metric, "backbone"], first.loc[metric, "convention"]), []).append(
-            infos[metric].label)
-    for (backbone, convention), labels in by_backbone.items():
-        lines.append(f"{', '.join(labels)}: backbone {backbone}; {convention}.")
+    label_of = {infos[m].label: m for m in shown}
+    order = [infos[m].label for m in shown]
+
+    def named(labels: list[str]) -> str:  # three or more adjacent columns as a range
+        at = [order.index(label) for label in labels]
+        adjacent = len(labels) > 2 and at == list(range(at[0], at[0] + len(at)))
+        return f"{labels[0]} … {labels[-1]}" if adjacent else ", ".join(labels)
+
+    for backbone, labels, extra in _by_prefix([(first.loc[m, "backbone"], infos[m].label) for m in shown]):
+        line = f"{named(labels)}: backbone {backbone}" + "".join(
+            f" ({named(sub)}: also {rest})" for rest, sub in extra)
+        conventions = _by_prefix([(first.loc[label_of[label], "convention"], label) for label in labels])
+        for convention, sub, more in conventions:
+            line += "; " + (f"{named(sub)}: " if len(conventions) > 1 else "") + convention
+            line += "".join(f"; {named(labs)} also: {rest}" for rest, labs in more)
+        lines.append(line + ".")
     return lines
 
 
