@@ -5,6 +5,7 @@ import math
 
 import pandas as pd
 
+from ipbench.published import CITATIONS, PUBLISHED
 from ipbench.tasks import value_infos
 
 SIGNIFICANCE = 0.05
@@ -78,7 +79,7 @@ def wide_table(long: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return wide.fillna("–")
 
 
-def _by_prefix(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str], list[tuple[str, list[str]]]]]:
+def by_prefix(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str], list[tuple[str, list[str]]]]]:
     """(text, label) pairs grouped so that each text is written once: a text that extends another (starts with
     it) is written as its remainder. Returns (root text, every label under it, [(remainder, its labels)])."""
     texts = sorted(dict.fromkeys(text for text, _ in pairs), key=len)
@@ -111,15 +112,30 @@ def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]
         adjacent = len(labels) > 2 and at == list(range(at[0], at[0] + len(at)))
         return f"{labels[0]} … {labels[-1]}" if adjacent else ", ".join(labels)
 
-    for backbone, labels, extra in _by_prefix([(first.loc[m, "backbone"], infos[m].label) for m in shown]):
+    for backbone, labels, extra in by_prefix([(first.loc[m, "backbone"], infos[m].label) for m in shown]):
         line = f"{named(labels)}: backbone {backbone}" + "".join(
             f" ({named(sub)}: also {rest})" for rest, sub in extra)
-        conventions = _by_prefix([(first.loc[label_of[label], "convention"], label) for label in labels])
+        conventions = by_prefix([(first.loc[label_of[label], "convention"], label) for label in labels])
         for convention, sub, more in conventions:
             line += "; " + (f"{named(sub)}: " if len(conventions) > 1 else "") + convention
             line += "".join(f"; {named(labs)} also: {rest}" for rest, labs in more)
         lines.append(line + ".")
     return lines
+
+
+def display(long: pd.DataFrame, methods: list[str], suite: str, task: str, baseline: str,
+            protocol: str | None = None, published_rows: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The display table and its notes, with the published rows and "(paper)" columns of ``protocol``.
+
+    ``published_rows`` maps our methods to the paper row each reproduces (config key methods.<m>.published).
+    """
+    published = PUBLISHED.get(protocol, {})
+    rows_of = {method: row for method, row in (published_rows or {}).items() if row in published}
+    wide, note_lines = wide_table(long, methods), notes(long, suite, task, baseline)
+    if published:
+        wide = with_published(wide, long, published, rows_of)
+        note_lines.append(f"(paper) columns and `paper:` rows: published values, {CITATIONS[protocol]}")
+    return wide, note_lines
 
 
 def to_markdown(wide: pd.DataFrame, note_lines: list[str]) -> str:
@@ -131,5 +147,17 @@ def to_latex(wide: pd.DataFrame, note_lines: list[str], task: str) -> str:
     latex_ready.columns = [c.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in wide.columns]
     body = latex_ready.to_latex(escape=False, column_format="l" + "r" * len(wide.columns))
     caption = " ".join(note_lines).replace("_", r"\_").replace("†", r"$^\dagger$").replace("±", r"$\pm$")
+    caption = caption.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
     return ("\\begin{table}[t]\n\\centering\n" + body
             + f"\\caption{{{caption}}}\n\\label{{tab:ipbench-{task}}}\n\\end{{table}}\n")
+
+
+def to_html(wide: pd.DataFrame, note_lines: list[str]) -> str:
+    """A standalone HTML page: the table, then its notes (the report embeds it)."""
+    import html
+
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in note_lines)
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>table{border-collapse:collapse;'
+            'font:13px sans-serif}th,td{padding:2px 8px;border-bottom:1px solid #ccc;text-align:right}'
+            'th:first-child,td:first-child{text-align:left}li{font:12px sans-serif}</style></head><body>\n'
+            + wide.to_html(classes="ipbench-table") + f"\n<ul>{items}</ul>\n</body></html>\n")

@@ -239,6 +239,12 @@ def tradeoff_available(task):
     return metric_enabled(task, "clip_i") and metric_enabled(task, "clip_t")
 
 
+def published_rows(task):
+    """Each method's paper row under the task's published protocol (config key methods.<m>.published), or None."""
+    protocol = config["tasks"][task].get("protocol")
+    return {m: METHODS[m].get("published", {}).get(protocol) for m in methods_for(task)}
+
+
 def lpips_weights():
     return f"data/weights/lpips_{config['metrics'].get('lpips', {}).get('net', 'alex')}.pt"
 
