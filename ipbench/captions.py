@@ -25,11 +25,11 @@ def protocol(long: pd.DataFrame | None, settings: dict[str, dict], samples: dict
         images = long.groupby("method")["n"].max()
         parts.append(f"n = {int(long.n_items.max())} items; images per method: "
                      + ", ".join(f"{m} {int(images[m])}" for m in settings if m in images))
-    parts.append("settings: " + "; ".join(f"{m} ({samples[m]} per item; {_settings(s)})" for m, s in settings.items()))
+    parts.append("Settings: " + "; ".join(f"{m} ({samples[m]} per item; {_settings(s)})" for m, s in settings.items()))
     if long is not None and len(long):
         recorded = long.drop_duplicates("metric").set_index("metric")
         shown = [m for m in value_infos() if m in recorded.index]
-        parts.append("backbones: " + "; ".join(
+        parts.append("Backbones: " + "; ".join(
             f"{', '.join(labels)}: {root}" for root, labels, _ in
             by_prefix([(recorded.loc[m, "backbone"], value_infos()[m].label) for m in shown])))
     return "Protocol: " + ". ".join(parts) + "."
@@ -65,7 +65,7 @@ def sweep_caption(name: str, spec: dict, long: pd.DataFrame | None, settings: di
     shows = (f"Sweep `{name}`: `{spec['method']}` on task `{spec['task']}` at {spec['param']} = {values}; each "
              "panel one metric against the value, with bootstrap 95% CIs over items.")
     n = f"n = {int(long.n.max())} images per value; " if long is not None and len(long) else ""
-    return f"{shows} Protocol: {n}settings: {samples} per item; {_settings(settings)} (the swept value replaces " \
+    return f"{shows} Protocol: {n}Settings: {samples} per item; {_settings(settings)} (the swept value replaces " \
            f"{spec['param']})."
 
 

@@ -1,9 +1,8 @@
 """Open a Snakemake report in headless Chromium and read back what the browser made of it."""
 from __future__ import annotations
 
-import html
 import json
-import re
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,10 +12,11 @@ from pathlib import Path
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
-# Runs in the report's own page once it has loaded: decodes every embedded image the report's <img> would show,
-# parses every embedded HTML table, and records what the app rendered. The report keeps its results in `results`.
-PROBE = """<script>
-window.addEventListener("load", async () => {
+# Evaluated in the report's own page once it has loaded: decodes every embedded image the report's <img> would
+# show, parses every embedded HTML table, and records what the app rendered. The report keeps its results in
+# the page's `results`.
+PROBE = """(async () => {
+  if (document.readyState !== "complete") await new Promise(done => addEventListener("load", done));
   const found = {};
   for (const [path, entry] of Object.entries(results)) {
     const record = {mime: entry.mime_type, caption: entry.caption};
@@ -33,36 +33,77 @@ window.addEventListener("load", async () => {
     found[path] = record;
   }
   const shown = [...document.querySelectorAll("img")].map(image => image.naturalWidth);
-  const out = document.createElement("pre");
-  out.id = "ipbench-probe";
-  out.textContent = JSON.stringify({results: found, page_images: shown, app: document.getElementById("app").innerText});
-  document.body.appendChild(out);
-});
-</script>"""
+  return {results: found, page_images: shown, app: document.getElementById("app").innerText};
+})()"""
 
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _run(report: Path, *args: str) -> str:
+class _DevTools:
+    """Chromium's DevTools protocol over --remote-debugging-pipe (fd 3 in, fd 4 out, NUL-separated JSON)."""
+
+    def __init__(self, process, send_fd, receive_fd):
+        self.process, self.send_fd, self.receive_fd, self.buffer, self.next_id = process, send_fd, receive_fd, b"", 0
+
+    def call(self, method, session=None, **params):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self.send_fd, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self.buffer:
+                chunk = os.read(self.receive_fd, 1 << 16)
+                if not chunk:
+                    raise AssertionError(f"chromium exited: {self.process.stderr.read()[-2000:]!r}")
+                self.buffer += chunk
+            raw, _, self.buffer = self.buffer.partition(b"\0")
+            reply = json.loads(raw)
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise AssertionError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+
+def evaluate(page: Path, expression: str):
+    """The value of ``expression`` (a promise is awaited) in ``page`` opened in headless Chromium."""
+    to_browser, browser_in = os.pipe()
+    browser_out, from_browser = os.pipe()
+
+    def child_fds():  # Chromium reads commands on fd 3 and answers on fd 4; fresh copies first, as either may be 3
+        reads, writes = os.dup(to_browser), os.dup(from_browser)
+        os.dup2(reads, 3)
+        os.dup2(writes, 4)
+
     with tempfile.TemporaryDirectory() as profile:
-        command = [chromium(), *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=60000", *args,
-                   report.resolve().as_uri()]
-        # The timeout only guards against a hang; nothing asserts on how long the browser took.
-        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
+        process = subprocess.Popen([chromium(), *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}",
+                                    "about:blank"], preexec_fn=child_fds, close_fds=False,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(to_browser)
+        os.close(from_browser)
+        try:
+            tools = _DevTools(process, browser_in, browser_out)
+            target = tools.call("Target.createTarget", url=page.resolve().as_uri())["targetId"]
+            session = tools.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            result = tools.call("Runtime.evaluate", session, expression=expression, awaitPromise=True,
+                                returnByValue=True)
+            if "exceptionDetails" in result:
+                raise AssertionError(f"in the page: {result['exceptionDetails']}")
+            return result["result"]["value"]
+        finally:
+            process.kill()
+            process.wait()
+            os.close(browser_in)
+            os.close(browser_out)
 
 
-def probe(report: Path, workdir: Path) -> dict:
+def probe(report: Path) -> dict:
     """What Chromium decoded and rendered: {results: {path: record}, page_images: [width], app: text}."""
-    probed = workdir / "report.probe.html"
-    probed.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    dom = _run(probed, "--dump-dom")
-    match = re.search(r'<pre id="ipbench-probe">(.*?)</pre>', dom, re.S)
-    if match is None:
-        raise AssertionError(f"the probe did not report: the page did not load ({dom[-2000:]!r})")
-    return json.loads(html.unescape(match.group(1)))
+    return evaluate(report, PROBE)
 
 
 def screenshot(report: Path, png: Path, size: str = "1400,1000") -> None:
-    _run(report, f"--window-size={size}", f"--screenshot={png.resolve()}")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+                        f"--window-size={size}", f"--screenshot={png.resolve()}", report.resolve().as_uri()],
+                       capture_output=True, check=True, timeout=600)  # a guard against a hang, not a measurement

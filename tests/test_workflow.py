@@ -123,7 +123,7 @@ def test_paper_target_redraws_from_cached_tables_only(run):
     assert _jobs_to_run(run) == {}
 
 
-def test_report_renders_in_chromium(run, tmp_path):
+def test_report_renders_in_chromium(run):
     """`snakemake --report` with no --cores; then Chromium loads every embedded figure and every table."""
     if browser.chromium() is None:
         pytest.skip("chromium is not installed here (Debian: apt-get install -y chromium; .ci/run installs it)")
@@ -132,7 +132,7 @@ def test_report_renders_in_chromium(run, tmp_path):
                              str(run), "--report", str(report), "--configfile", str(run / "config" / "smoke.yaml")],
                             capture_output=True, text=True, cwd=run, env={**os.environ, "PYTHONPATH": str(run)})
     assert result.returncode == 0, result.stderr[-4000:]
-    seen = browser.probe(report, tmp_path)
+    seen = browser.probe(report)
     paper = run / RESULTS / "paper"
     expected = {str(p.relative_to(run)) for p in [*paper.glob("*.png"), *paper.glob("*.html")]}
     assert expected <= set(seen["results"]) and len(expected) == 13, sorted(seen["results"])

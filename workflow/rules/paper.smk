@@ -154,7 +154,7 @@ rule paper_table:
         md=f"{PAPER}/{{task}}.md",
         html=report(f"{PAPER}/{{task}}.html", caption="../report/caption.rst", category="Tables"),
     params:
-        code=code_of("paper_table.py"),
+        code=code_of("paper_table.py", "ipbench.captions"),  # its caption is written into the files
         methods=lambda wc: methods_for(wc.task),
         baseline=config["baseline"],
         suite=SUITE,
