@@ -22,7 +22,8 @@ def drawn(monkeypatch):
 
 def _long(rows):
     return pd.DataFrame([{"method": m, "metric": k, "value": v, "ci95_low": v - 0.01, "ci95_high": v + 0.01,
-                          "n": 8, "n_items": 4, "backbone": b, "convention": c} for m, k, v, b, c in rows])
+                          "n": 8, "n_items": 4, "backbone": b, "convention": c, "vs_baseline_p": float("nan")}
+                         for m, k, v, b, c in rows])
 
 
 def test_grid_shows_every_image_prompt_and_the_prompt_text(tmp_path):
@@ -98,3 +99,14 @@ def test_captions_give_n_settings_and_backbones():
     assert "n = 4 items" in text and "sd 8" in text
     assert "num_inference_steps 20" in text and "guidance_scale 5" in text and "hf-clip:judge" in text
     assert "n =" not in captions.caption("bars", "subject", None, {"sd": {}}, {"sd": 1})  # table not written yet
+
+
+def test_paper_tables_carry_the_published_rows_in_booktabs_and_html():
+    long = _long([("oracle", "dino", 0.7, "hf-dino", "cosine")])
+    wide, note_lines = tables.display(long, ["oracle"], "paper", "subject", "oracle", "dreambench",
+                                      {"oracle": "Real images"})
+    assert wide.loc["oracle", "DINO ↑ (paper)"] == "0.774" and any("published values" in n for n in note_lines)
+    tex = tables.to_latex(wide, note_lines, "subject")
+    assert "\\toprule" in tex and "\\bottomrule" in tex and "\\label{tab:ipbench-subject}" in tex
+    page = tables.to_html(wide, note_lines)
+    assert page.count("<table") == 1 and "paper: Textual Inversion (SD)" in page
