@@ -142,14 +142,23 @@ def to_markdown(wide: pd.DataFrame, note_lines: list[str]) -> str:
     return wide.to_markdown() + "\n\n" + "\n".join(f"- {line}" for line in note_lines) + "\n"
 
 
+# LaTeX's special characters escaped (a bare % comments out the rest of the caption), the symbols as math.
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$",
+          "±": r"$\pm$", "†": r"$^\dagger$", "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
+
+
+def _latex(text) -> str:
+    return "".join(_LATEX.get(char, char) for char in str(text))
+
+
 def to_latex(wide: pd.DataFrame, note_lines: list[str], task: str) -> str:
-    latex_ready = wide.map(lambda cell: str(cell).replace("±", r"$\pm$").replace("†", r"$^\dagger$"))
-    latex_ready.columns = [c.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in wide.columns]
+    latex_ready = wide.map(_latex)
+    latex_ready.index = [_latex(name) for name in wide.index]
+    latex_ready.index.name = wide.index.name
+    latex_ready.columns = [_latex(c) for c in wide.columns]
     body = latex_ready.to_latex(escape=False, column_format="l" + "r" * len(wide.columns))
-    caption = " ".join(note_lines).replace("_", r"\_").replace("†", r"$^\dagger$").replace("±", r"$\pm$")
-    caption = caption.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
     return ("\\begin{table}[t]\n\\centering\n" + body
-            + f"\\caption{{{caption}}}\n\\label{{tab:ipbench-{task}}}\n\\end{{table}}\n")
+            + f"\\caption{{{_latex(' '.join(note_lines))}}}\n\\label{{tab:ipbench-{task}}}\n\\end{{table}}\n")
 
 
 def to_html(wide: pd.DataFrame, note_lines: list[str]) -> str:

@@ -108,5 +108,7 @@ def test_paper_tables_carry_the_published_rows_in_booktabs_and_html():
     assert wide.loc["oracle", "DINO ↑ (paper)"] == "0.774" and any("published values" in n for n in note_lines)
     tex = tables.to_latex(wide, note_lines, "subject")
     assert "\\toprule" in tex and "\\bottomrule" in tex and "\\label{tab:ipbench-subject}" in tex
+    caption = tex[tex.index("\\caption{"):tex.index("\\label")]
+    assert "95\\% CI" in caption and "%" not in caption.replace("\\%", "")  # a bare % would end the caption
     page = tables.to_html(wide, note_lines)
     assert page.count("<table") == 1 and "paper: Textual Inversion (SD)" in page
