@@ -75,24 +75,31 @@ def evaluate(page: Path, expression: str):
         os.dup2(reads, 3)
         os.dup2(writes, 4)
 
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still be writing to the profile as it closes.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([chromium(), *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}",
                                     "about:blank"], preexec_fn=child_fds, close_fds=False,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(to_browser)
         os.close(from_browser)
+        tools = _DevTools(process, browser_in, browser_out)
         try:
-            tools = _DevTools(process, browser_in, browser_out)
-            target = tools.call("Target.createTarget", url=page.resolve().as_uri())["targetId"]
+            target = tools.call("Target.createTarget", url="about:blank")["targetId"]
             session = tools.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            # navigate answers once the page's document is committed, so the expression runs in it, not in about:blank
+            tools.call("Page.navigate", session, url=page.resolve().as_uri())
             result = tools.call("Runtime.evaluate", session, expression=expression, awaitPromise=True,
                                 returnByValue=True)
             if "exceptionDetails" in result:
                 raise AssertionError(f"in the page: {result['exceptionDetails']}")
             return result["result"]["value"]
         finally:
-            process.kill()
-            process.wait()
+            try:
+                tools.call("Browser.close")
+                process.wait(timeout=60)
+            except (AssertionError, OSError, subprocess.TimeoutExpired):
+                process.kill()
+                process.wait()
             os.close(browser_in)
             os.close(browser_out)
 
@@ -101,9 +108,3 @@ def probe(report: Path) -> dict:
     """What Chromium decoded and rendered: {results: {path: record}, page_images: [width], app: text}."""
     return evaluate(report, PROBE)
 
-
-def screenshot(report: Path, png: Path, size: str = "1400,1000") -> None:
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
-                        f"--window-size={size}", f"--screenshot={png.resolve()}", report.resolve().as_uri()],
-                       capture_output=True, check=True, timeout=600)  # a guard against a hang, not a measurement
