@@ -13,9 +13,12 @@ from ipbench.tables import by_prefix
 from ipbench.tasks import TASKS, value_infos
 
 
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value) if value == "" else str(value)
+
+
 def _settings(settings: dict) -> str:
-    return ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
-                     for key, value in settings.items()) or "no parameters"
+    return ", ".join(f"{key} {_value(value)}" for key, value in settings.items()) or "no parameters"
 
 
 def protocol(long: pd.DataFrame | None, settings: dict[str, dict], samples: dict[str, int]) -> str:
@@ -61,11 +64,11 @@ def caption(kind: str, task: str, long: pd.DataFrame | None, settings: dict[str,
 
 
 def sweep_caption(name: str, spec: dict, long: pd.DataFrame | None, settings: dict, samples: int) -> str:
-    values = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in spec["values"])
+    values = ", ".join(_value(v) for v in spec["values"])
     shows = (f"Sweep `{name}`: `{spec['method']}` on task `{spec['task']}` at {spec['param']} = {values}; each "
              "panel one metric against the value, with bootstrap 95% CIs over items.")
     n = f"n = {int(long.n.max())} images per value; " if long is not None and len(long) else ""
-    return f"{shows} Protocol: {n}Settings: {samples} per item; {_settings(settings)} (the swept value replaces " \
+    return f"{shows} Protocol: {n}settings: {samples} per item; {_settings(settings)} (the swept value replaces " \
            f"{spec['param']})."
 
 
