@@ -1,51 +1,6 @@
 # The paper folder (results/<suite>/paper/): every figure as PDF and PNG, every table as LaTeX and Markdown
 # (and HTML for the report), with captions that give the protocol. These jobs read only cached tables and
 # image sets, so a styling edit reruns them alone (seconds), never generation or evaluation.
-from ipbench import captions
-
-PAPER = f"{RESULTS}/paper"
-
-
-def method_settings(name):
-    """The image set's params as configured over the declared defaults (model sources as named in the config)."""
-    return method_cls(name).check(IMAGE_SETS[name].get("params", {}), f"config key methods.{name}.params")
-
-
-def grid_methods(task):
-    """The grid's columns: the methods, then the oracle (the exact render) last."""
-    return sorted(methods_for(task), key=lambda name: method_class(name) == "oracle")
-
-
-def headline(task):
-    return config["tasks"][task].get("headline") or next(iter(METRICS[config["tasks"][task]["metrics"][0]].values))
-
-
-def sweeps_on(task):
-    return [sweep for sweep, spec in config.get("sweeps", {}).items() if spec["task"] == task]
-
-
-def task_caption(kind):
-    """A params function: the caption of a task's figure or table (the table's n and backbones once it exists)."""
-    return lambda wc, input: captions.caption(
-        kind, wc.task, captions.read_table(input.table), {m: method_settings(m) for m in methods_for(wc.task)},
-        {m: samples_for(wc.task, m) for m in methods_for(wc.task)})
-
-
-def paper_files():
-    """Every file of the paper folder, for the `paper` target and the default one."""
-    stems = [f"{task}_{kind}" for task in TASKS for kind in ("grid", "bars")]
-    stems += [f"{task}_tradeoff" for task in TASKS if tradeoff_available(task)]
-    stems += [f"sweep_{sweep}" for sweep in config.get("sweeps", {})] + ["summary"]
-    return ([f"{PAPER}/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
-            + [f"{PAPER}/{task}.{ext}" for task in TASKS for ext in ("tex", "md", "html")])
-
-
-for task in TASKS:
-    if headline(task) not in {value for metric in config["tasks"][task]["metrics"] for value in METRICS[metric].values}:
-        raise ValueError(f"config key tasks.{task}.headline: {headline(task)!r} is not a value of the task's metrics "
-                         f"({', '.join(config['tasks'][task]['metrics'])})")
-
-
 rule paper_grid:
     input:
         table=f"{RESULTS}/tables/{{task}}.csv",
