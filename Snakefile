@@ -61,15 +61,15 @@ if WORLD:
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
     input:
         expand(f"{RESULTS}/tables/{{task}}.{{ext}}", task=TASKS, ext=["csv", "md", "tex"]),
-        expand(f"{RESULTS}/figures/{{task}}_{{kind}}.png", task=TASKS, kind=["grid", "bars"]),
         f"{RESULTS}/provenance.json",
         [f"{RESULTS}/tables/world_validation.md"] if WORLD else [],
-        [f"{RESULTS}/figures/{task}_tradeoff.png" for task in TASKS if tradeoff_available(task)],
-        expand(f"{RESULTS}/figures/sweep_{{sweep}}.png", sweep=list(config.get("sweeps", {}))),
+        expand(f"{RESULTS}/tables/sweep_{{sweep}}.csv", sweep=list(config.get("sweeps", {}))),
+        paper_files(),  # seconds: figures and tables drawn from the tables above (rule paper)
         f"{RESULTS}/README.md",
     default_target: True

@@ -5,6 +5,7 @@ import math
 
 import pandas as pd
 
+from ipbench.published import CITATIONS, PUBLISHED
 from ipbench.tasks import value_infos
 
 SIGNIFICANCE = 0.05
@@ -78,6 +79,22 @@ def wide_table(long: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return wide.fillna("–")
 
 
+def by_prefix(pairs: list[tuple[str, str]]) -> list[tuple[str, list[str], list[tuple[str, list[str]]]]]:
+    """(text, label) pairs grouped so that each text is written once: a text that extends another (starts with
+    it) is written as its remainder. Returns (root text, every label under it, [(remainder, its labels)])."""
+    texts = sorted(dict.fromkeys(text for text, _ in pairs), key=len)
+    root_of = {}
+    for text in texts:
+        root_of[text] = next((r for r in texts if r != text and root_of.get(r) == r and text.startswith(r)), text)
+    groups: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    for text, label in pairs:
+        labels, extensions = groups.setdefault(root_of[text], ([], {}))
+        labels.append(label)
+        if text != root_of[text]:
+            extensions.setdefault(text[len(root_of[text]):].lstrip(" ;,"), []).append(label)
+    return [(root, labels, list(extensions.items())) for root, (labels, extensions) in groups.items()]
+
+
 def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]:
     """The table's notes: how to read it, what each metric is, then each backbone and convention once."""
     infos = value_infos()
@@ -87,23 +104,69 @@ def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]
     shown = [m for m in infos if m in set(long.metric)]
     lines.append("Metrics: " + "; ".join(f"{infos[m].label}: {infos[m].description}" for m in shown) + ".")
     first = long.drop_duplicates("metric").set_index("metric")
-    by_backbone: dict[tuple[str, str], list[str]] = {}
-    for metric in shown:
-        by_backbone.setdefault((first.loc[metric, "backbone"], first.loc[metric, "convention"]), []).append(
-            infos[metric].label)
-    for (backbone, convention), labels in by_backbone.items():
-        lines.append(f"{', '.join(labels)}: backbone {backbone}; {convention}.")
+    label_of = {infos[m].label: m for m in shown}
+    order = [infos[m].label for m in shown]
+
+    def named(labels: list[str]) -> str:  # three or more adjacent columns as a range
+        at = [order.index(label) for label in labels]
+        adjacent = len(labels) > 2 and at == list(range(at[0], at[0] + len(at)))
+        return f"{labels[0]} … {labels[-1]}" if adjacent else ", ".join(labels)
+
+    for backbone, labels, extra in by_prefix([(first.loc[m, "backbone"], infos[m].label) for m in shown]):
+        line = f"{named(labels)}: backbone {backbone}" + "".join(
+            f" ({named(sub)}: also {rest})" for rest, sub in extra)
+        conventions = by_prefix([(first.loc[label_of[label], "convention"], label) for label in labels])
+        for convention, sub, more in conventions:
+            line += "; " + (f"{named(sub)}: " if len(conventions) > 1 else "") + convention
+            line += "".join(f"; {named(labs)} also: {rest}" for rest, labs in more)
+        lines.append(line + ".")
     return lines
+
+
+def display(long: pd.DataFrame, methods: list[str], suite: str, task: str, baseline: str,
+            protocol: str | None = None, published_rows: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The display table and its notes, with the published rows and "(paper)" columns of ``protocol``.
+
+    ``published_rows`` maps our methods to the paper row each reproduces (config key methods.<m>.published).
+    """
+    published = PUBLISHED.get(protocol, {})
+    rows_of = {method: row for method, row in (published_rows or {}).items() if row in published}
+    wide, note_lines = wide_table(long, methods), notes(long, suite, task, baseline)
+    if published:
+        wide = with_published(wide, long, published, rows_of)
+        note_lines.append(f"(paper) columns and `paper:` rows: published values, {CITATIONS[protocol]}")
+    return wide, note_lines
 
 
 def to_markdown(wide: pd.DataFrame, note_lines: list[str]) -> str:
     return wide.to_markdown() + "\n\n" + "\n".join(f"- {line}" for line in note_lines) + "\n"
 
 
+# LaTeX's special characters escaped (a bare % comments out the rest of the caption), the symbols as math.
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "$": r"\$",
+          "±": r"$\pm$", "†": r"$^\dagger$", "↑": r"$\uparrow$", "↓": r"$\downarrow$"}
+
+
+def _latex(text) -> str:
+    return "".join(_LATEX.get(char, char) for char in str(text))
+
+
 def to_latex(wide: pd.DataFrame, note_lines: list[str], task: str) -> str:
-    latex_ready = wide.map(lambda cell: str(cell).replace("±", r"$\pm$").replace("†", r"$^\dagger$"))
-    latex_ready.columns = [c.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in wide.columns]
+    latex_ready = wide.map(_latex)
+    latex_ready.index = [_latex(name) for name in wide.index]
+    latex_ready.index.name = wide.index.name
+    latex_ready.columns = [_latex(c) for c in wide.columns]
     body = latex_ready.to_latex(escape=False, column_format="l" + "r" * len(wide.columns))
-    caption = " ".join(note_lines).replace("_", r"\_").replace("†", r"$^\dagger$").replace("±", r"$\pm$")
     return ("\\begin{table}[t]\n\\centering\n" + body
-            + f"\\caption{{{caption}}}\n\\label{{tab:ipbench-{task}}}\n\\end{{table}}\n")
+            + f"\\caption{{{_latex(' '.join(note_lines))}}}\n\\label{{tab:ipbench-{task}}}\n\\end{{table}}\n")
+
+
+def to_html(wide: pd.DataFrame, note_lines: list[str]) -> str:
+    """A standalone HTML page: the table, then its notes (the report embeds it)."""
+    import html
+
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in note_lines)
+    return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>table{border-collapse:collapse;'
+            'font:13px sans-serif}th,td{padding:2px 8px;border-bottom:1px solid #ccc;text-align:right}'
+            'th:first-child,td:first-child{text-align:left}li{font:12px sans-serif}</style></head><body>\n'
+            + wide.to_html(classes="ipbench-table") + f"\n<ul>{items}</ul>\n</body></html>\n")

@@ -70,6 +70,7 @@ def test_unknown_method_fails_before_any_job(tmp_path):
         (lambda c: c["methods"].update(fast={"method": "sd_fast"}), "methods.fast.method"),
         (lambda c: c.update(training={"vae": {"stepz": 3}}), "training.vae.stepz"),
         (lambda c: c["metrics"]["clip"].update(backbone="hf-clip:world:nothing"), "metrics.clip.backbone"),
+        (lambda c: c["tasks"]["text2image"].update(headline="lpips"), "tasks.text2image.headline: 'lpips'"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, edit, key):
@@ -84,7 +85,7 @@ def test_bad_config_names_the_key(tmp_path, edit, key):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.update(colour="red"), "config key colour: unknown key (allowed here: baseline, "),
     (lambda c: c["tasks"]["variation"].update(shardz=2),
-     "config key tasks.variation.shardz: unknown key (allowed here: data, metrics, protocol, samples_per_item, shards)"),
+     "config key tasks.variation.shardz: unknown key (allowed here: data, headline, metrics, protocol, samples_per_item, shards)"),
     (lambda c: c.update(device="tpu"), "config key device: 'tpu' is not one of 'auto', 'cpu', 'cuda'"),
 ])
 def test_a_schema_error_is_one_line_not_the_schema(tmp_path, edit, message):

@@ -1,5 +1,6 @@
 """The whole DAG on the smoke suite, in a scratch copy of the code."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ipbench.io import read_jsonl
+from tests import browser
 from tests.workflow_utils import REPO, copy_code, smoke_config, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -29,11 +31,17 @@ def _table(workdir):
 def test_outputs_exist(run):
     results = run / RESULTS
     for name in ("tables/variation.csv", "tables/variation.md", "tables/variation.tex", "tables/subject.md",
-                 "figures/variation_grid.png", "figures/variation_bars.png", "figures/subject_grid.png",
-                 "tables/world_validation.md", "figures/variation_tradeoff.png", "README.md", "provenance.json",
-                 "tables/text2image.md", "figures/text2image_grid.png", "tables/sweep_cfg.csv",
-                 "figures/sweep_cfg.png"):
+                 "tables/world_validation.md", "README.md", "provenance.json", "tables/text2image.md",
+                 "tables/sweep_cfg.csv"):
         assert (results / name).stat().st_size > 0, name
+    stems = [f"{task}_{kind}" for task in ("variation", "subject", "text2image") for kind in ("grid", "bars")]
+    for stem in stems + ["variation_tradeoff", "subject_tradeoff", "sweep_cfg", "summary"]:
+        assert (results / "paper" / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+        assert (results / "paper" / f"{stem}.png").stat().st_size > 0, stem
+    assert not (results / "paper" / "text2image_tradeoff.pdf").exists()  # text2image has no CLIP-I
+    for task in ("variation", "subject", "text2image"):
+        tex = (results / "paper" / f"{task}.tex").read_text()
+        assert r"\toprule" in tex and "Protocol: n = " in tex and "per item;" in tex
     assert (results / "features" / "variation" / "real_set.inception.npz").exists()
     # one log per job
     assert len(list((results / "logs").rglob("*.log"))) >= 10
@@ -99,6 +107,46 @@ def test_world_split_datasets_on_demand(run):
     assert len(table) == 8 and set(table.split) == {"val"}
     assert all((folder / name).exists() for name in table.file)
     assert table.caption.str.len().min() > 0
+
+
+def test_paper_target_redraws_from_cached_tables_only(run):
+    """A styling edit of the figure code reruns the paper figures and nothing that computes a number."""
+    code = run / "ipbench" / "figures.py"
+    original = code.read_text()
+    try:
+        code.write_text(original.replace('"font.size": 8', '"font.size": 9'))
+        jobs = _jobs_to_run(run)
+        assert jobs and set(jobs) <= {"paper_grid", "paper_bars", "paper_tradeoff", "paper_sweep", "paper_summary",
+                                      "paper", "all"}, jobs
+    finally:
+        code.write_text(original)
+    assert _jobs_to_run(run) == {}
+
+
+def test_report_renders_in_chromium(run):
+    """`snakemake --report` with no --cores; then Chromium loads every embedded figure and every table."""
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed here (Debian: apt-get install -y chromium; .ci/run installs it)")
+    report = run / RESULTS / "report.html"
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(run / "Snakefile"), "--directory",
+                             str(run), "--report", str(report), "--configfile", str(run / "config" / "smoke.yaml")],
+                            capture_output=True, text=True, cwd=run, env={**os.environ, "PYTHONPATH": str(run)})
+    assert result.returncode == 0, result.stderr[-4000:]
+    seen = browser.probe(report)
+    paper = run / RESULTS / "paper"
+    expected = {str(p.relative_to(run)) for p in [*paper.glob("*.png"), *paper.glob("*.html")]}
+    assert expected <= set(seen["results"]) and len(expected) == 13, sorted(seen["results"])
+    for path, record in seen["results"].items():
+        if record["mime"].startswith("image/"):
+            assert record["width"] > 0 and "error" not in record, (path, record)
+        if path in expected:
+            assert "Protocol:" in record["caption"], (path, record["caption"])
+    for task in ("variation", "subject", "text2image"):
+        record = seen["results"][f"{RESULTS}/paper/{task}.html"]
+        methods = set(pd.read_csv(run / RESULTS / "tables" / f"{task}.csv").method)
+        assert record["tables"] == 1 and set(record["rows"]) == methods, record
+    assert seen["page_images"] and all(width > 0 for width in seen["page_images"])
+    assert "Figures" in seen["app"] and "Tables" in seen["app"], seen["app"][:2000]
 
 
 def test_table_fid_equals_the_command_line(run):

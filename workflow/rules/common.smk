@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import methods as method_registry
-from ipbench import datasets
+from ipbench import captions, datasets
 from ipbench.code_digest import code_digest
 from ipbench.gpu import dag_device, gpu_resource, visible_gpus
 from ipbench.params import model_params
@@ -201,6 +201,45 @@ def metric_sources():
     return sorted(inputs)
 
 
+# ---- the paper folder (rules in paper.smk)
+
+PAPER = f"{RESULTS}/paper"
+
+
+def method_settings(name):
+    """The image set's params as configured over the declared defaults (model sources as named in the config)."""
+    return method_cls(name).check(IMAGE_SETS[name].get("params", {}), f"config key methods.{name}.params")
+
+
+def grid_methods(task):
+    """The grid's columns: the methods, then the oracle (the exact render) last."""
+    return sorted(methods_for(task), key=lambda name: method_class(name) == "oracle")
+
+
+def headline(task):
+    return config["tasks"][task].get("headline") or next(iter(METRICS[config["tasks"][task]["metrics"][0]].values))
+
+
+def sweeps_on(task):
+    return [sweep for sweep, spec in config.get("sweeps", {}).items() if spec["task"] == task]
+
+
+def task_caption(kind):
+    """A params function: the caption of a task's figure or table (the table's n and backbones once it exists)."""
+    return lambda wc, input: captions.caption(
+        kind, wc.task, captions.read_table(input.table), {m: method_settings(m) for m in methods_for(wc.task)},
+        {m: samples_for(wc.task, m) for m in methods_for(wc.task)})
+
+
+def paper_files():
+    """Every file of the paper folder, for the `paper` target and the default one."""
+    stems = [f"{task}_{kind}" for task in TASKS for kind in ("grid", "bars")]
+    stems += [f"{task}_tradeoff" for task in TASKS if tradeoff_available(task)]
+    stems += [f"sweep_{sweep}" for sweep in config.get("sweeps", {})] + ["summary"]
+    return ([f"{PAPER}/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
+            + [f"{PAPER}/{task}.{ext}" for task in TASKS for ext in ("tex", "md", "html")])
+
+
 def _check_config():
     """Fail before any job runs if the config names something that does not exist or does not fit."""
     for name, entry in IMAGE_SETS.items():
@@ -222,6 +261,10 @@ def _check_config():
             raise ValueError(f"config key training.{name}: no such artifact (known: {', '.join(ARTIFACTS)})")
         artifact_settings(name)
     metric_options()
+    for task in TASKS:
+        if headline(task) not in {value for metric in config["tasks"][task]["metrics"] for value in METRICS[metric].values}:
+            raise ValueError(f"config key tasks.{task}.headline: {headline(task)!r} is not a value of the task's "
+                             f"metrics ({', '.join(config['tasks'][task]['metrics'])})")
 
 
 _check_config()
@@ -237,6 +280,12 @@ def uses_features(task):
 
 def tradeoff_available(task):
     return metric_enabled(task, "clip_i") and metric_enabled(task, "clip_t")
+
+
+def published_rows(task):
+    """Each method's paper row under the task's published protocol (config key methods.<m>.published), or None."""
+    protocol = config["tasks"][task].get("protocol")
+    return {m: METHODS[m].get("published", {}).get(protocol) for m in methods_for(task)}
 
 
 def lpips_weights():

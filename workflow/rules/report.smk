@@ -13,7 +13,7 @@ rule table:
         ),
         manifests=lambda wc: expand(f"{RESULTS}/images/{{{{task}}}}/{{method}}/manifest.jsonl", method=methods_for(wc.task)),
     output:
-        csv=report(f"{RESULTS}/tables/{{task}}.csv", caption="../report/table.rst", category="Tables"),
+        csv=f"{RESULTS}/tables/{{task}}.csv",
         md=f"{RESULTS}/tables/{{task}}.md",
         tex=f"{RESULTS}/tables/{{task}}.tex",
     params:
@@ -23,47 +23,13 @@ rule table:
         suite=SUITE,
         options=config["metrics"],
         protocol=lambda wc: config["tasks"][wc.task].get("protocol"),
-        published_rows=lambda wc: {m: METHODS[m].get("published", {}).get(config["tasks"][wc.task].get("protocol"))
-                                   for m in methods_for(wc.task)},
+        published_rows=lambda wc: published_rows(wc.task),
     log:
         f"{LOGS}/table/{{task}}.log",
     benchmark:
         f"{BENCH}/table/{{task}}.tsv"
     script:
         "../scripts/table.py"
-
-
-rule figures:
-    input:
-        table=f"{RESULTS}/tables/{{task}}.csv",
-        data=f"{RESULTS}/data/{{task}}",
-        manifests=lambda wc: expand(
-            f"{RESULTS}/images/{{{{task}}}}/{{method}}/manifest.jsonl", method=methods_for(wc.task)
-        ),
-    output:
-        grid=report(f"{RESULTS}/figures/{{task}}_grid.png", caption="../report/grid.rst", category="Figures"),
-        bars=report(f"{RESULTS}/figures/{{task}}_bars.png", caption="../report/bars.rst", category="Figures"),
-    params:
-        code=code_of("figures.py"),
-        methods=lambda wc: methods_for(wc.task),
-    log:
-        f"{LOGS}/figures/{{task}}.log",
-    script:
-        "../scripts/figures.py"
-
-
-rule tradeoff_figure:
-    # Tasks that measure both CLIP-T and CLIP-I (the IP-Adapter paper's trade-off plot).
-    input:
-        f"{RESULTS}/tables/{{task}}.csv",
-    output:
-        report(f"{RESULTS}/figures/{{task}}_tradeoff.png", caption="../report/tradeoff.rst", category="Figures"),
-    params:
-        code=code_of("tradeoff_figure.py"),
-    log:
-        f"{LOGS}/tradeoff_figure/{{task}}.log",
-    script:
-        "../scripts/tradeoff_figure.py"
 
 
 rule results_readme:
@@ -98,13 +64,12 @@ rule provenance:
 
 
 rule sweep:
-    # A method run at several values of one parameter (config key sweeps), e.g. FID and accuracy against CFG.
+    # A method run at several values of one parameter (config key sweeps): every metric of the task per value.
     input:
         lambda wc: [f"{RESULTS}/metrics/{config['sweeps'][wc.sweep]['task']}/{name}.json"
                     for _, name, _ in sweep_members(wc.sweep)],
     output:
-        csv=f"{RESULTS}/tables/sweep_{{sweep}}.csv",
-        png=report(f"{RESULTS}/figures/sweep_{{sweep}}.png", caption="../report/sweep.rst", category="Figures"),
+        f"{RESULTS}/tables/sweep_{{sweep}}.csv",
     params:
         code=code_of("sweep.py"),
         spec=lambda wc: config["sweeps"][wc.sweep],

@@ -1,9 +1,8 @@
-"""One parameter sweep (e.g. guidance scale): a long-form table and a metric-vs-value figure."""
+"""One parameter sweep (e.g. guidance scale): every metric of the task per value, as a long-form table."""
 import json
 
 import pandas as pd
 
-from ipbench import figures
 from ipbench.io import atomic_write_text
 from ipbench.jobs import start_job
 
@@ -17,6 +16,5 @@ for (value, image_set), path in zip(snakemake.params.members, snakemake.input):
                      "value": result["value"], "ci95_low": result["ci95"][0], "ci95_high": result["ci95"][1],
                      "n": result["n"], "backbone": result.get("backbone", "")})
 long = pd.DataFrame(rows)
-atomic_write_text(snakemake.output.csv, long.to_csv(index=False))
-figures.sweep_plot(long, spec["param"], spec["metrics"], snakemake.output.png)
+atomic_write_text(snakemake.output[0], long.to_csv(index=False))
 log.info("sweep %s: %d values, %d rows", snakemake.wildcards.sweep, len(snakemake.params.members), len(long))

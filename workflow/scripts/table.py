@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ipbench import tables
-from ipbench.published import CITATIONS, PUBLISHED
+from ipbench.published import PUBLISHED
 from ipbench.evaluation import groups_by_item, set_value
 from ipbench.tasks import metric_registry
 from ipbench.io import atomic_write_text, read_jsonl
@@ -59,11 +59,8 @@ published = PUBLISHED.get(protocol, {})
 rows_of = {method: row for method, row in snakemake.params.published_rows.items() if row in published}
 paper = {(method, metric): value for method, row in rows_of.items() for metric, value in published[row].items()}
 long = tables.long_table(records, tests, paper)
-wide = tables.wide_table(long, methods)
-note_lines = tables.notes(long, snakemake.params.suite, task, baseline)
-if published:
-    wide = tables.with_published(wide, long, published, rows_of)
-    note_lines.append(f"(paper) columns and `paper:` rows: published values, {CITATIONS[protocol]}")
+wide, note_lines = tables.display(long, methods, snakemake.params.suite, task, baseline, protocol,
+                                  snakemake.params.published_rows)
 atomic_write_text(snakemake.output.csv, long.to_csv(index=False))
 atomic_write_text(snakemake.output.md, tables.to_markdown(wide, note_lines))
 atomic_write_text(snakemake.output.tex, tables.to_latex(wide, note_lines, task))
