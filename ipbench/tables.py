@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from ipbench.tasks import value_infos
+from ipbench.tasks import metric_registry, value_infos
 
 SIGNIFICANCE = 0.05
 
@@ -28,6 +28,7 @@ def long_table(records: list[dict], tests: dict[tuple[str, str], dict], paper: d
                 "vs_baseline_p": test.get("p_value", math.nan),
                 "vs_baseline_test": test.get("test", ""),
                 "paper_value": (paper or {}).get((record["method"], metric), math.nan),
+                "warnings": "; ".join(result.get("warnings", [])),
             })
     return pd.DataFrame(rows)
 
@@ -93,7 +94,18 @@ def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]
             infos[metric].label)
     for (backbone, convention), labels in by_backbone.items():
         lines.append(f"{', '.join(labels)}: backbone {backbone}; {convention}.")
-    return lines
+    return lines + _warnings(long, infos)
+
+
+def _warnings(long: pd.DataFrame, infos: dict) -> list[str]:
+    """A note per value and reason to read it with care: too few images or items, and what evaluation said."""
+    of_value = {value: metric for metric in metric_registry().values() for value in metric.values}
+    by_reason: dict[str, list[str]] = {}
+    for row in long.itertuples():
+        small = of_value[row.metric].small_n_warning(row.n, row.n_items)
+        for reason in filter(None, [small and f"small n: {small}", *str(row.warnings or "").split("; ")]):
+            by_reason.setdefault(f"{infos[row.metric].label}: {reason}", []).append(row.method)
+    return [f"Warning, {reason} ({', '.join(methods)})." for reason, methods in by_reason.items()]
 
 
 def to_markdown(wide: pd.DataFrame, note_lines: list[str]) -> str:
