@@ -52,7 +52,9 @@ onerror:
     # Snakemake's summary names each failed job's log; this prints the cause the log ends with.
     from ipbench.jobs import failure_summary
 
-    print(failure_summary(log), file=sys.stderr)
+    summary = failure_summary(log)
+    if summary:
+        print(summary, file=sys.stderr)
 
 
 include: "workflow/rules/common.smk"
