@@ -98,14 +98,18 @@ def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]
 
 
 def _warnings(long: pd.DataFrame, infos: dict) -> list[str]:
-    """A note per value and reason to read it with care: too few images or items, and what evaluation said."""
+    """A note per reason to read values with care (too few images or items, what evaluation said), naming
+    the values and the methods it concerns."""
     of_value = {value: metric for metric in metric_registry().values() for value in metric.values}
-    by_reason: dict[str, list[str]] = {}
+    methods_of: dict[tuple[str, str], list[str]] = {}
     for row in long.itertuples():
         small = of_value[row.metric].small_n_warning(row.n, row.n_items)
-        for reason in filter(None, [small and f"small n: {small}", *str(row.warnings or "").split("; ")]):
-            by_reason.setdefault(f"{infos[row.metric].label}: {reason}", []).append(row.method)
-    return [f"Warning, {reason} ({', '.join(methods)})." for reason, methods in by_reason.items()]
+        for reason in filter(None, [small and f"small n: {small}", *(row.warnings.split("; ") if isinstance(row.warnings, str) else [])]):
+            methods_of.setdefault((reason, infos[row.metric].label), []).append(row.method)
+    labels_of: dict[tuple[str, str], list[str]] = {}
+    for (reason, label), methods in methods_of.items():
+        labels_of.setdefault((reason, ", ".join(methods)), []).append(label)
+    return [f"Warning, {', '.join(labels)}: {reason} ({methods})." for (reason, methods), labels in labels_of.items()]
 
 
 def to_markdown(wide: pd.DataFrame, note_lines: list[str]) -> str:

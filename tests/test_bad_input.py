@@ -318,3 +318,10 @@ def test_evaluation_carries_a_mixed_size_warning_of_either_set_into_its_record(t
     options = {"bootstrap": {"set_resamples": 5}, "kid": {"subsets": 3, "subset_size": 6}}
     results, _ = evaluate("variation", ["kid"], manifest, tmp_path, tmp_path, options, "cpu", features, real)
     assert results["kid"]["warnings"] == ["images/x: images of 2 sizes"]
+
+
+def test_one_warning_line_names_every_value_it_concerns():
+    long = pd.concat([_long("clip_i", 10, 5), _long("clip_t", 10, 5)])
+    warnings = [line for line in tables.notes(long, "s", "t", "m") if line.startswith("Warning")]
+    assert warnings == ["Warning, CLIP-I, CLIP-T: small n: 5 items, below the 20 it needs (a percentile "
+                        "bootstrap over fewer items gives too narrow a 95% CI) (m)."]
