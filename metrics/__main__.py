@@ -1,8 +1,9 @@
 """python -m metrics METRIC ...: one metric on image folders, printed as one JSON object.
 
 Every result has metric, value, n, backbone, convention, ci95 (percentile bootstrap over items or
-pairs; null with --n-boot 0) and converted (files decoded from a non-RGB mode). Bad inputs exit
-with code 2 and a one-line message naming the file or key.
+pairs; null with --n-boot 0) and converted (files decoded from a non-RGB mode); FID and KID add warnings
+(a set below the metric's sensible n, a folder of mixed image sizes), also printed on stderr. Bad inputs
+exit with code 2 and a one-line message naming the file or key.
 """
 from __future__ import annotations
 
