@@ -48,6 +48,15 @@ except WorkflowError as error:  # its message would print the whole schema
     raise WorkflowError(describe(error.__context__)) from None
 
 
+onerror:
+    # Snakemake's summary names each failed job's log; this prints the cause the log ends with.
+    from ipbench.jobs import failure_summary
+
+    summary = failure_summary(log)
+    if summary:
+        print(summary, file=sys.stderr)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"

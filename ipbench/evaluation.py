@@ -83,7 +83,9 @@ def evaluate(task: str, wanted: list[str], manifest: list[dict], image_dir: Path
                                         n_boot=boot.get("set_resamples", 200), seed=boot.get("seed", 0))
         results[name] = {"value": float(value), "ci95": [float(lo), float(hi)], "n": len(features["ids"]),
                          "n_items": len(items), "n_real": len(real_features["ids"]),
-                         "backbone": features["info"]["backbone"], "convention": metric.convention}
+                         "backbone": features["info"]["backbone"], "convention": metric.convention,
+                         "warnings": [w for w in (features["info"].get("size_warning"),
+                                                  real_features["info"].get("size_warning")) if w]}
         log.info("%s = %.6g [%.6g, %.6g]", name, value, lo, hi)
 
     inputs = image_set_inputs(task, manifest, image_dir, data_dir, device)

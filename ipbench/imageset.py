@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,13 +85,20 @@ def generate_shard(method, items: list[dict], *, suite: str, task: str, samples:
                    n_shards: int, data_dir: Path, on_batch=None) -> tuple[list[Request], list[np.ndarray]]:
     """Requests and images of one shard: the method sees one planned batch at a time."""
     group_by = getattr(method, "group_by", None)
+    name = getattr(method, "name", method)
+    twice = sorted((i, n) for i, n in Counter(item["id"] for item in items).items() if n > 1)
+    if twice:  # two items would write one file
+        raise ValueError(f"{Path(data_dir) / 'items.jsonl'}: item id {twice[0][0]!r} appears {twice[0][1]} times; "
+                         "item ids must be unique")
     requests, images = [], []
     for batch in shard_batches(plan_batches(items, batch_size, group_by), shard, n_shards, group_by):
         batch_requests = requests_for(suite, task, batch, samples)
         batch_images = method.generate(batch_requests, data_dir)
         if len(batch_images) != len(batch_requests):
-            raise ValueError(f"method {getattr(method, 'name', method)!r} returned {len(batch_images)} images for "
+            raise ValueError(f"method {name!r} returned {len(batch_images)} images for "
                              f"{len(batch_requests)} requests")
+        for request, image in zip(batch_requests, batch_images):
+            check_image(image, f"method {name!r}, item {request.item_id!r} sample {request.sample_index}")
         requests += batch_requests
         images += batch_images
         if on_batch:
@@ -98,12 +106,19 @@ def generate_shard(method, items: list[dict], *, suite: str, task: str, samples:
     return requests, images
 
 
+def check_image(image, what: str = "a method") -> np.ndarray:
+    """``image`` as a uint8 HxWx3 array, or an error saying what ``what`` returned instead."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        nan = " holding NaN" if np.issubdtype(image.dtype, np.floating) and np.isnan(image).any() else ""
+        raise ValueError(f"{what}: returned an image of dtype {image.dtype}{nan} and shape {image.shape}; "
+                         "expected uint8 HxWx3")
+    return image
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """Encode uint8 HxWx3 as PNG with fixed settings and no metadata, so bytes are reproducible."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"a method returned an image of dtype {image.dtype} and shape {image.shape}; "
-                         "expected uint8 HxWx3")
+    image = check_image(image)
     buffer = io.BytesIO()
     Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 
 from ipbench.published import CITATIONS, PUBLISHED
-from ipbench.tasks import value_infos
+from ipbench.tasks import metric_registry, value_infos
 
 SIGNIFICANCE = 0.05
 
@@ -29,6 +29,7 @@ def long_table(records: list[dict], tests: dict[tuple[str, str], dict], paper: d
                 "vs_baseline_p": test.get("p_value", math.nan),
                 "vs_baseline_test": test.get("test", ""),
                 "paper_value": (paper or {}).get((record["method"], metric), math.nan),
+                "warnings": "; ".join(result.get("warnings", [])),
             })
     return pd.DataFrame(rows)
 
@@ -120,7 +121,22 @@ def notes(long: pd.DataFrame, suite: str, task: str, baseline: str) -> list[str]
             line += "; " + (f"{named(sub)}: " if len(conventions) > 1 else "") + convention
             line += "".join(f"; {named(labs)} also: {rest}" for rest, labs in more)
         lines.append(line + ".")
-    return lines
+    return lines + _warnings(long, infos)
+
+
+def _warnings(long: pd.DataFrame, infos: dict) -> list[str]:
+    """A note per reason to read values with care (too few images or items, what evaluation said), naming
+    the values and the methods it concerns."""
+    of_value = {value: metric for metric in metric_registry().values() for value in metric.values}
+    methods_of: dict[tuple[str, str], list[str]] = {}
+    for row in long.itertuples():
+        small = of_value[row.metric].small_n_warning(row.n, row.n_items)
+        for reason in filter(None, [small and f"small n: {small}", *(row.warnings.split("; ") if isinstance(row.warnings, str) else [])]):
+            methods_of.setdefault((reason, infos[row.metric].label), []).append(row.method)
+    labels_of: dict[tuple[str, str], list[str]] = {}
+    for (reason, label), methods in methods_of.items():
+        labels_of.setdefault((reason, ", ".join(methods)), []).append(label)
+    return [f"Warning, {', '.join(labels)}: {reason} ({methods})." for (reason, methods), labels in labels_of.items()]
 
 
 def display(long: pd.DataFrame, methods: list[str], suite: str, task: str, baseline: str,

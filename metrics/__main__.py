@@ -1,8 +1,9 @@
 """python -m metrics METRIC ...: one metric on image folders, printed as one JSON object.
 
 Every result has metric, value, n, backbone, convention, ci95 (percentile bootstrap over items or
-pairs; null with --n-boot 0) and converted (files decoded from a non-RGB mode). Bad inputs exit
-with code 2 and a one-line message naming the file or key.
+pairs; null with --n-boot 0) and converted (files decoded from a non-RGB mode); FID and KID add warnings
+(a set below the metric's sensible n, a folder of mixed image sizes), also printed on stderr. Bad inputs
+exit with code 2 and a one-line message naming the file or key.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from metrics.clip_scores import CONVENTIONS
-from metrics.images import ImageError, list_images, load_rgb, match_pairs, read_manifest
+from metrics.images import ImageError, list_images, load_rgb, match_pairs, read_manifest, size_warning
 from metrics.registry import registered
 from metrics.weights import WeightsError
 
@@ -84,8 +85,13 @@ def _set_metric(args, name: str, value_fn, resample_fn, convention: str) -> dict
                                 n_boot=args.n_boot, seed=args.seed)
     value = value_fn(features_a, features_b)
     converted = converted_a + converted_b
+    small = registered()[name].small_n_warning(len(paths_a), len(groups))
+    warnings = [w for w in (small and f"{folder_a}: {small}", size_warning(folder_a, paths_a),
+                            size_warning(folder_b, paths_b)) if w]
+    for warning in warnings:
+        print(f"python -m metrics {name}: warning: {warning}", file=sys.stderr)
     return _result(name, value, len(paths_a), inception.INCEPTION, convention, ci95, converted,
-                   n_a=len(paths_a), n_b=len(paths_b),
+                   n_a=len(paths_a), n_b=len(paths_b), warnings=warnings,
                    ci_unit=f"{unit}s of DIR_A (DIR_B fixed)", weights_sha1=inception.INCEPTION_SHA1)
 
 
@@ -118,14 +124,15 @@ def _load_pairs(args):
     pairs = match_pairs(args.dir_a, args.dir_b)
     arrays_a, converted_a = _load_arrays([a for a, _ in pairs])
     arrays_b, converted_b = _load_arrays([b for _, b in pairs])
-    return arrays_a, arrays_b, converted_a + converted_b
+    return arrays_a, arrays_b, converted_a + converted_b, pairs
 
 
 def run_lpips(args) -> dict:
-    arrays_a, arrays_b, converted = _load_pairs(args)  # inputs are checked before any network loads
+    arrays_a, arrays_b, converted, pairs = _load_pairs(args)  # inputs are checked before any network loads
     from metrics.lpips_metric import LPIPS_NAMES, lpips_distances
 
-    distances = lpips_distances(arrays_a, arrays_b, net=args.net, device=args.device)
+    distances = lpips_distances(arrays_a, arrays_b, net=args.net, device=args.device,
+                                names=[(str(a), str(b)) for a, b in pairs])
     return _mean_result(args, "lpips", distances, LPIPS_NAMES[args.net],
                         "mean over pairs matched by file name", converted)
 
@@ -162,7 +169,7 @@ def run_clip_t(args) -> dict:
 
 
 def _embedding_similarity(args, name: str) -> dict:
-    arrays_a, arrays_b, converted = _load_pairs(args)
+    arrays_a, arrays_b, converted, _ = _load_pairs(args)
     from metrics.backbones import load_backbone
     from metrics.clip_scores import clip_i
 

@@ -29,6 +29,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from metrics.weights import check_architecture
+
 PREFIXES = ("hf-clip:", "open_clip:", "hf-dino:")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
@@ -93,6 +95,7 @@ def _load_hf_clip(spec: str, source: str, device: torch.device) -> Backbone:
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
     def load(where):
+        check_architecture(where, "CLIPModel")
         return (
             CLIPModel.from_pretrained(where, dtype=torch.float32).eval().to(device),
             AutoImageProcessor.from_pretrained(where, backend="pil"),

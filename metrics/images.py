@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,23 @@ def load_rgb(path: str | os.PathLike) -> LoadedImage:
     if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
         raise ImageError(f"{path}: decoded to shape {array.shape}, expected HxWx3")
     return LoadedImage(array, converted)
+
+
+def size_warning(folder: str | os.PathLike, paths: list[Path]) -> str | None:
+    """A warning naming ``folder`` and its sizes when its images are not all one size (read from file headers).
+
+    Set metrics resize every image to their network's input on its own, so a set of mixed sizes is also
+    compared on how much each image was scaled.
+    """
+    counts = Counter()
+    for path in paths:
+        with Image.open(path) as img:
+            counts[img.size] += 1
+    if len(counts) < 2:
+        return None
+    sizes = ", ".join(f"{w}x{h}: {n}" for (w, h), n in sorted(counts.items()))
+    return (f"{folder}: images of {len(counts)} sizes ({sizes} images); each is resized on its own, so the "
+            "value also measures the differences in resizing")
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

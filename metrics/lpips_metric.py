@@ -195,17 +195,23 @@ def lpips_distances(
     net: str = "alex",
     device: str | torch.device | None = None,
     batch_size: int = 32,
+    names: list[tuple[str, str]] | None = None,
 ) -> np.ndarray:
-    """LPIPS distance of each pair (uint8 HxWx3 arrays); float64 array of shape (N,)."""
+    """LPIPS distance of each pair (uint8 HxWx3 arrays); float64 array of shape (N,).
+
+    ``names`` (the two files of each pair) are what an error about a pair names; else its index.
+    """
     _check_net(net)
     if len(images_a) != len(images_b):
         raise ImageError(f"LPIPS needs pairs: got {len(images_a)} and {len(images_b)} images")
     by_shape = defaultdict(list)
     for index, (a, b) in enumerate(zip(images_a, images_b)):
+        pair = f"{names[index][0]} and {names[index][1]}" if names else f"pair {index}"
         if a.shape != b.shape:
-            raise ImageError(f"LPIPS pair {index}: shapes differ, {a.shape} vs {b.shape}")
+            raise ImageError(f"LPIPS: {pair} differ in size, {a.shape[:2]} vs {b.shape[:2]} (HxW); "
+                             "LPIPS compares images of one size")
         if min(a.shape[:2]) < MIN_SIDE[net]:
-            raise ImageError(f"LPIPS pair {index}: {a.shape[:2]} is below {MIN_SIDE[net]} px for {net}")
+            raise ImageError(f"LPIPS: {pair}: {a.shape[:2]} is below {MIN_SIDE[net]} px for {net}")
         by_shape[a.shape].append(index)
     model = load_lpips(net, device)
     device = next(model.parameters()).device

@@ -47,6 +47,16 @@ class Metric:
     backbone: str  # what it runs on, as named in tables (the exact spec is recorded with every value)
     convention: str
     fast: str | None = None  # set metrics: a cheaper exact or approximate form for bootstrap resamples
+    # The n below which a value is not to be read as is: images for a set metric, items for an image metric.
+    min_n: int = 20
+    min_n_why: str = "a percentile bootstrap over fewer items gives too narrow a 95% CI"
+
+    def small_n_warning(self, n: int, n_items: int) -> str | None:
+        """Why a value over ``n`` images of ``n_items`` items is to be read with care, or None."""
+        count, unit = (n, "images") if self.kind == "set" else (n_items, "items")
+        if count >= self.min_n:
+            return None
+        return f"{count} {unit}, below the {self.min_n} it needs ({self.min_n_why})"
 
     def function(self, fast: bool = False):
         module, _, name = (self.fast if fast and self.fast else self.compute).partition(":")
@@ -73,11 +83,16 @@ def registered() -> dict[str, Metric]:
     return dict(_REGISTRY)
 
 
-def value_info(value: str) -> Value:
+def metric_of(value: str) -> Metric:
+    """The metric that reports ``value``."""
     for metric in _REGISTRY.values():
         if value in metric.values:
-            return metric.values[value]
+            return metric
     raise KeyError(f"no registered metric reports a value {value!r}")
+
+
+def value_info(value: str) -> Value:
+    return metric_of(value).values[value]
 
 
 def value_order() -> list[str]:
@@ -90,12 +105,15 @@ CLEAN_FID = "clean-fid protocol: uint8 RGB, PIL bicubic resize to 299, (x-128)/1
 register_metric(Metric(
     "fid", "set", ("images", "real_set"), "metrics.image_metrics:fid", fast="metrics.image_metrics:fid_fast",
     values={"fid": Value("FID", False, "Fréchet distance to the task's real image set")},
-    backbone="inception-v3-pool3", convention=CLEAN_FID))
+    backbone="inception-v3-pool3", convention=CLEAN_FID, min_n=2048,
+    min_n_why="with fewer images than Inception's 2048 dimensions the covariance is singular and FID is biased "
+              "upward, the more so the smaller n; compare FIDs only at equal n"))
 register_metric(Metric(
     "kid", "set", ("images", "real_set"), "metrics.image_metrics:kid", fast="metrics.image_metrics:kid_fast",
     values={"kid": Value("KID×10³", False, "kernel inception distance to the real image set (tables print ×1000)",
                             1000.0)},
-    backbone="inception-v3-pool3", convention=CLEAN_FID + ", unbiased cubic-kernel MMD over subsets"))
+    backbone="inception-v3-pool3", convention=CLEAN_FID + ", unbiased cubic-kernel MMD over subsets",
+    min_n=100, min_n_why="KID is unbiased, but over few images it varies widely from draw to draw; read its CI"))
 register_metric(Metric(
     "lpips", "image", ("images", "prompt_images"), "metrics.image_metrics:lpips_to_prompt",
     values={"lpips": Value("LPIPS", False, "LPIPS(generated image, its image prompt), mean per item")},

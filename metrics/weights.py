@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from pathlib import Path
 
 
 class WeightsError(RuntimeError):
@@ -33,3 +35,22 @@ def verify_hash(path: str | os.PathLike, expected: str, algo: str = "sha256") ->
         raise WeightsError(f"{path}: weight file not found") from None
     if actual != expected.lower():
         raise WeightsError(f"{path}: {algo} mismatch, expected {expected}, got {actual}")
+
+
+def check_architecture(folder: str | os.PathLike, expected: str) -> None:
+    """Raise WeightsError unless a local model folder's config.json names class ``expected``.
+
+    diffusers records ``_class_name``, transformers ``architectures``. Loading another model's folder
+    fails deep in the library (or, for transformers, leaves the missing weights random), never naming it.
+    """
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        return  # a Hub id, or a format without config.json: the library's own checks apply
+    try:
+        record = json.loads(config.read_text())
+    except ValueError as err:
+        raise WeightsError(f"{config}: not valid JSON ({err})") from None
+    found = [record["_class_name"]] if "_class_name" in record else list(record.get("architectures") or [])
+    if found and expected not in found:
+        raise WeightsError(f"{folder}: holds a {'/'.join(found)} checkpoint (its config.json), not the {expected} "
+                           "loaded here; point this source at a folder of the right model")

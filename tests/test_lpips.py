@@ -147,8 +147,11 @@ def test_batching_by_shape_does_not_change_values():
 
 def test_bad_pairs_are_errors_naming_the_pair():
     square, wide = np.zeros((40, 40, 3), np.uint8), np.zeros((40, 48, 3), np.uint8)
-    with pytest.raises(ImageError, match="pair 1: shapes differ"):
+    with pytest.raises(ImageError, match=r"pair 1 differ in size, \(40, 40\) vs \(40, 48\)"):
         lpips_metric.lpips_distances([square, square], [square, wide], device="cpu")
+    with pytest.raises(ImageError, match="a/1.png and b/1.png differ in size"):
+        lpips_metric.lpips_distances([square, square], [square, wide], device="cpu",
+                                     names=[("a/0.png", "b/0.png"), ("a/1.png", "b/1.png")])
     with pytest.raises(ImageError, match="pair 0: .* below 31 px"):
         lpips_metric.lpips_distances([square[:20]], [square[:20]], device="cpu")
     with pytest.raises(ImageError, match="needs pairs"):

@@ -2,8 +2,11 @@
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -188,6 +191,38 @@ def test_rerun_has_nothing_to_do(run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_a_run_killed_mid_generation_resumes_to_the_same_tables(run):
+    """SIGKILL the whole run once the first shard of an image set is written, unlock, rerun with
+    --rerun-incomplete: the tables equal those of the uninterrupted run, and no temporary is left."""
+    images = run / RESULTS / "images" / "variation" / "augment"
+    before = {name: (run / RESULTS / name).read_bytes()
+              for name in ("tables/variation.csv", "images/variation/augment/manifest.jsonl")}
+    # The image set and what was made from it: Snakemake remakes a missing intermediate only for a missing output.
+    shutil.rmtree(images)
+    for made in ("features/variation/methods/augment.inception.npz", "metrics/variation/augment.json",
+                 "metrics/variation/augment.items.csv", "tables/variation.csv"):
+        (run / RESULTS / made).unlink()
+    command = [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "config/smoke.yaml"]
+    env = {**os.environ, "PYTHONPATH": str(run)}
+    job = subprocess.Popen(command, cwd=run, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        # One core: the shards run one after the other, so the second is unwritten when the first appears.
+        while not list(images.glob("shard-*")):
+            assert job.poll() is None, "the run ended before writing a shard"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert not (images / "manifest.jsonl").exists()
+    assert snakemake(run, "--unlock", configfile=run / "config" / "smoke.yaml").returncode == 0
+    resumed = snakemake(run, "--rerun-incomplete", configfile=run / "config" / "smoke.yaml")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    for name, data in before.items():
+        assert (run / RESULTS / name).read_bytes() == data, name
+    assert not list(images.glob(".*.tmp")), "a killed job's temporary was left behind"
+
+
 def _jobs_to_run(workdir) -> dict[str, int]:
     """{rule: job count} of a dry run on the smoke suite (Snakemake's job-stats table)."""
     result = snakemake(workdir, "-n", configfile=workdir / "config" / "smoke.yaml")
@@ -324,3 +359,21 @@ def test_a_failing_method_leaves_no_partial_output(run):
     assert (run / RESULTS / "tables" / "variation.csv").read_bytes() == before
     assert "out of memory (simulated)" in "".join(
         p.read_text() for p in (run / RESULTS / "logs" / "generate_shard" / "variation" / "broken").glob("*.log"))
+
+
+
+def test_a_checkpoint_corrupted_after_the_run_stops_the_next_job_that_loads_it(run):
+    """verify_artifact ran long ago; the evaluation job checks the shape CNN it loads again (size and mtime
+    against the hash cache, then the sha256), and the console says which file and how to recover."""
+    weights = run / "data" / "checkpoints" / "shape_cnn" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, new mtime
+    weights.write_bytes(bytes(data))
+    target = f"{RESULTS}/metrics/variation/oracle.json"
+    before = (run / RESULTS / "tables" / "variation.csv").read_bytes()
+    result = snakemake(run, target, "--forcerun", "evaluate", configfile=run / "config" / "smoke.yaml")
+    assert result.returncode != 0
+    cause = next(line for line in result.stderr.splitlines() if line.startswith("  evaluate: "))
+    assert "data/checkpoints/shape_cnn/model.safetensors: sha256" in cause
+    assert "git checkout -- data/checkpoints/shape_cnn/model.safetensors" in cause and "retrain=shape_cnn" in cause
+    assert (run / RESULTS / "tables" / "variation.csv").read_bytes() == before

@@ -78,8 +78,31 @@ def write_manifest(out_dir: Path, name: str, record: dict, *, inputs: dict[str, 
     return manifest
 
 
-def verify(folder: Path, retrain_hint: str) -> dict:
-    """Check every file ``folder/manifest.json`` lists; an error names the file and how to fix it."""
+def retrain_hint(name: str) -> str:
+    """How to replace a shipped artifact that fails its check."""
+    return (f"retrain it with `snakemake --cores all --config retrain={name}` (on a GPU add device=cuda; models "
+            "trained on it may need retraining too, e.g. retrain=vae,unet)")
+
+
+def _sha256(path: Path, cache: dict | None) -> str:
+    """sha256 of ``path``; with ``cache`` ({path: {size, mtime_ns, sha256}}) read again only when its size or
+    mtime changed. A rewrite that keeps both (e.g. ``os.utime`` setting the old mtime back) goes unseen."""
+    if cache is None:
+        return sha256_file(path)
+    stat = path.stat()
+    entry = cache.get(str(path))
+    if entry and (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+        return entry["sha256"]
+    digest = sha256_file(path)
+    cache[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+    return digest
+
+
+def verify(folder: Path, retrain_hint: str, cache: dict | None = None) -> dict:
+    """Check every file ``folder/manifest.json`` lists; an error names the file and how to fix it.
+
+    ``cache`` (see :func:`_sha256`) spares re-reading files whose size and mtime are unchanged.
+    """
     folder = Path(folder)
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
@@ -90,7 +113,41 @@ def verify(folder: Path, retrain_hint: str) -> dict:
         fix = f"restore it with `git checkout -- {path}`, or {retrain_hint}"
         if not path.is_file():
             raise WeightsError(f"{path}: missing checkpoint file listed in {manifest_path}; {fix}")
-        actual = sha256_file(path)
+        actual = _sha256(path, cache)
         if actual != expected:
             raise WeightsError(f"{path}: sha256 {actual} does not match {expected} in {manifest_path}; {fix}")
     return manifest
+
+
+HASH_CACHE = "sha256_cache.json"  # beside verified.json: {path: {size, mtime_ns, sha256}}
+
+
+def write_verified(out: Path, folder: Path, artifact: str) -> dict:
+    """Hash every file of a shipped artifact, then write ``out`` (verified.json) and the hash cache beside it."""
+    cache: dict = {}
+    manifest = verify(folder, retrain_hint(artifact), cache)
+    atomic_write_json(out.with_name(HASH_CACHE), cache)
+    atomic_write_json(out, {"folder": str(folder), "artifact": artifact, "files": manifest["files"],
+                            "verified": True})
+    return manifest
+
+
+def recheck_verified(verified: Path) -> None:
+    """Check the artifact a verified.json stands for again, as every job that loads it does.
+
+    Files whose (path, size, mtime_ns) the hash cache holds are not read again, so the check is a stat
+    per file unless something changed since; a changed file is hashed and must still match its manifest.
+    """
+    verified = Path(verified)
+    record = json.loads(verified.read_text())
+    cache_path = verified.with_name(HASH_CACHE)
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: everything is hashed once more
+        cache = {}
+    before = json.dumps(cache, sort_keys=True)
+    try:
+        verify(Path(record["folder"]), retrain_hint(record["artifact"]), cache)
+    finally:
+        if json.dumps(cache, sort_keys=True) != before:
+            atomic_write_json(cache_path, cache)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from metrics.weights import check_architecture
+
 # SD 1.x noise schedule, shared by training (DDPM) and sampling (DDIM).
 NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                   "beta_schedule": "scaled_linear"}
@@ -31,6 +33,7 @@ def load_clip_towers(clip_dir):
         CLIPVisionModelWithProjection,
     )
 
+    check_architecture(clip_dir, "CLIPModel")
     clip = CLIPModel.from_pretrained(clip_dir, dtype=torch.float32).eval()
     text_encoder = CLIPTextModel(clip.config.text_config)
     text_encoder.load_state_dict(clip.text_model.state_dict(), strict=True)
@@ -57,6 +60,8 @@ def assemble_pipeline(out_dir, vae_dir, unet_dir, clip_dir, with_image_encoder: 
     With ``with_image_encoder`` the CLIP vision tower and its image processor
     are included as ``image_encoder`` / ``feature_extractor``, which IP-Adapter uses.
     """
+    check_architecture(vae_dir, "AutoencoderKL")
+    check_architecture(unet_dir, "UNet2DConditionModel")
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     tokenizer, text_encoder, image_encoder, image_processor = load_clip_towers(clip_dir)

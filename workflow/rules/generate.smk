@@ -24,6 +24,7 @@ rule generate_shard:
     input:
         data=f"{RESULTS}/data/{{task}}",
         prepared=rules.prepare_method.output[0],
+        models=lambda wc: method_inputs(wc.method),  # so the job checks shipped checkpoints it loads again
     output:
         directory(f"{RESULTS}/images/{{task}}/{{method}}/shard-{{shard}}"),
     params:

@@ -2,7 +2,7 @@ import torch
 
 from ipbench.jobs import check_device, start_job
 from metrics.fid import save_features
-from metrics.images import list_images
+from metrics.images import list_images, size_warning
 from metrics.inception import INCEPTION, extract_features_with_report
 
 log = start_job(snakemake)
@@ -17,7 +17,10 @@ features, converted = extract_features_with_report(
 )
 for name in converted:
     log.warning("converted to RGB: %s", name)
+mixed = size_warning(folder, paths)
+if mixed:
+    log.warning("%s", mixed)
 ids = [str(p.relative_to(folder)) for p in paths]
-save_features(snakemake.output[0], features, ids,
-              {"backbone": INCEPTION, "n": len(paths), "converted": converted, "device": device})
+save_features(snakemake.output[0], features, ids, {"backbone": INCEPTION, "n": len(paths), "converted": converted,
+                                                   "device": device, "size_warning": mixed})
 log.info("%d Inception features from %s on %s", len(paths), folder, device)
