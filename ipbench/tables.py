@@ -130,8 +130,9 @@ def _warnings(long: pd.DataFrame, infos: dict) -> list[str]:
     of_value = {value: metric for metric in metric_registry().values() for value in metric.values}
     methods_of: dict[tuple[str, str], list[str]] = {}
     for row in long.itertuples():
-        small = of_value[row.metric].small_n_warning(row.n, row.n_items)
-        for reason in filter(None, [small and f"small n: {small}", *(row.warnings.split("; ") if isinstance(row.warnings, str) else [])]):
+        small = of_value[row.metric].small_n_warning(row.n, getattr(row, "n_items", row.n))
+        said = getattr(row, "warnings", None)
+        for reason in filter(None, [small and f"small n: {small}", *(said.split("; ") if isinstance(said, str) else [])]):
             methods_of.setdefault((reason, infos[row.metric].label), []).append(row.method)
     labels_of: dict[tuple[str, str], list[str]] = {}
     for (reason, label), methods in methods_of.items():
