@@ -195,3 +195,22 @@ def test_stage_evaluation_reports_accuracy_per_sampler(parts, tmp_path):
     assert {"acc_shape", "acc_position", "psnr", "saturated"} <= set(row)
     assert 0 <= row["acc_shape"] <= 1
     assert caption(held_out_scenes(1)[0])
+
+
+def test_method_runs_on_full_if_folders_as_the_hub_ships_them(parts, tmp_path):
+    """The paper suite's layout: two complete IF folders (stage II's T5 unused), text_encoder null."""
+    from methods.if_cascade import IFCascade
+
+    first = cascade.assemble_stage(tmp_path / "IF-I", parts["base"], parts["t5"])
+    second = cascade.assemble_stage(tmp_path / "IF-II", parts["sr"], parts["t5"])
+    settings = IFCascade.check({"text_encoder": None, "stage_1": str(first), "stage_2": str(second),
+                                "num_inference_steps_1": 2, "num_inference_steps_2": 2})
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    facts = IFCascade.prepare(model_dir, settings)
+    assert facts["stage_1"]["path"] == str(first.resolve()) and not (model_dir / "stage_1").exists()
+    images = IFCascade(model_dir, settings).generate(_requests(["a red circle"]), tmp_path)
+    assert images[0].shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="text_encoder must name the encoder"):
+        IFCascade.prepare(model_dir, IFCascade.check({"text_encoder": None, "stage_1": str(parts["base"]),
+                                                      "stage_2": str(second)}))
