@@ -58,6 +58,16 @@ def _scaled(rows: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
                                     rows.ci95_high.to_numpy() * scale - values]))
 
 
+def _column_label(label: str, width: int = 11) -> str:
+    """A method name broken after underscores into lines of about ``width`` characters (one cell wide)."""
+    lines = [""]
+    for part in label.replace("_", "_\0").split("\0"):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
+
+
 def condition_grid(prompts: list[str], conditions: list[list[np.ndarray]],
                    columns: list[tuple[str, list[np.ndarray]]], stem, cell_inches: float = 0.8) -> list[Path]:
     """One row per item: its prompt text, every condition image (all K references), then one column per source.
@@ -73,7 +83,7 @@ def condition_grid(prompts: list[str], conditions: list[list[np.ndarray]],
         for ax in axes.flat:
             ax.axis("off")
         titles = ["prompt"] * text + [f"ref {k + 1}" if n_refs > 1 else "image prompt" for k in range(n_refs)]
-        for col, title in enumerate(titles + [label for label, _ in columns]):
+        for col, title in enumerate(titles + [_column_label(label) for label, _ in columns]):
             axes[0, col].set_title(title, fontsize=7, fontweight="bold" if col >= len(titles) else "normal")
         for row, (prompt, refs) in enumerate(zip(prompts, conditions)):
             if text:
