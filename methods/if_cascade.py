@@ -56,7 +56,7 @@ def train_t5_text(out_dir, inputs, settings, device, subject=None, threads=1) ->
     settings = dict(settings)
     held_out = held_out_scenes(settings.pop("evaluation")["n"], seed=1)
     scenes = load_npz(inputs["train_set"], workers=threads)["scenes"]
-    record = train_t5(out_dir, scenes, device=device, held_out=held_out, **settings)
+    record = train_t5(out_dir, scenes, device=device, held_out=held_out, workers=threads - 1, **settings)
     return {**record, "validation": {**{k: v for k, v in record["history"][-1].items() if k.startswith("val_")},
                                      **evaluate_t5(out_dir, held_out, device=device)}}
 

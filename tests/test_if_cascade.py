@@ -71,6 +71,19 @@ def test_span_corruption_hides_and_restores_every_token():
         assert restored == ids
 
 
+def test_t5_batches_do_not_depend_on_the_number_of_loader_workers():
+    pool = [list(range(10, 10 + n)) for n in (3, 5, 8, 13)] * 4
+    batches = t5_text._CorruptedBatches(pool, steps=3, batch_size=5, seed=0, sentinels=[100, 99, 98, 97], eos=1)
+
+    def drawn(workers):
+        loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers)
+        return [tuple(t.tolist() for t in batch) for batch in loader]
+
+    serial = drawn(0)
+    assert drawn(2) == serial
+    assert serial[0] != serial[1]  # each step draws its own captions and spans
+
+
 def test_t5_training_saves_an_encoder_that_loads_and_separates_words(parts):
     tokenizer, encoder = t5_text.load_t5(parts["t5"])
     assert type(encoder).__name__ == "T5EncoderModel"

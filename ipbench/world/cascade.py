@@ -177,8 +177,10 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     pixels = torch.from_numpy(np.ascontiguousarray(data["images"])).to(device)
     config = (base_unet_config if stage == "base" else sr_unet_config)(width, **(architecture or {}))
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**config).to(device).train()
-    ema = EMAModel(unet.parameters(), decay=ema_decay) if ema_decay else None
+    # channels_last: cuDNN's bf16 convolutions run natively in NHWC (the inputs follow the weights' format).
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    unet = UNet2DConditionModel(**config).to(device, memory_format=memory_format).train()
+    ema = EMAModel(unet.parameters(), decay=ema_decay, foreach=True) if ema_decay else None
     noise_scheduler = DDPMScheduler(**PIXEL_SCHEDULE)
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)
     snr = alphas_cumprod / (1 - alphas_cumprod)
@@ -214,7 +216,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
             model_input = torch.cat([model_input, condition], dim=1)
             extra["class_labels"] = levels
         with autocast(device):
-            prediction = unet(model_input, timesteps, encoder_hidden_states=text_states, **extra).sample
+            prediction = unet(model_input.contiguous(memory_format=memory_format), timesteps,
+                              encoder_hidden_states=text_states, **extra).sample
         goal = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(target, noise, timesteps)
         # The variance half of the output is unused: sampling uses fixed (DDPM "fixed_small") variances.
         per_sample = F.mse_loss(prediction[:, :3].float(), goal, reduction="none").mean(dim=(1, 2, 3))

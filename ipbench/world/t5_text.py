@@ -94,6 +94,23 @@ def _caption_pool(scenes, tokenizer, variants: int, rng: np.random.Generator) ->
     return [encoded[i] for i in inverse]
 
 
+class _CorruptedBatches(torch.utils.data.Dataset):
+    """Training batch ``step``: captions and their span corruption drawn from (seed, step) alone, so the
+    number of loader workers that build the batches never changes them."""
+
+    def __init__(self, pool, steps: int, batch_size: int, seed: int, sentinels, eos: int):
+        self.pool, self.steps, self.batch_size, self.seed, self.sentinels, self.eos = (
+            pool, steps, batch_size, seed, sentinels, eos)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, step):
+        rng = np.random.default_rng([self.seed, 2, step])
+        return _batch(self.pool, rng.integers(len(self.pool), size=self.batch_size), rng, self.sentinels, self.eos,
+                      "cpu")
+
+
 def _batch(pool, index, rng, sentinels, eos, device):
     pairs = [span_corrupt(pool[i], rng, sentinels, eos) for i in index]
     width_in, width_out = max(len(a) for a, _ in pairs), max(len(b) for _, b in pairs)
@@ -107,10 +124,12 @@ def _batch(pool, index, rng, sentinels, eos, device):
 
 def train_t5(out_dir, scenes, steps: int, batch_size: int = 512, lr: float = 1e-3, seed: int = 0, device=None,
              caption_variants: int = 4, architecture: dict | None = None, time_limit_s: float | None = None,
-             log_every: int = 100, held_out=None) -> dict:
+             log_every: int = 100, held_out=None, workers: int = 0) -> dict:
     """Train by span corruption on captions of ``scenes``; save the encoder and tokenizer in ``out_dir``.
 
     ``held_out`` scenes give the validation loss and masked-token accuracy, logged with the training loss.
+    ``workers`` loader processes build the batches (span corruption is Python, and at large batches it,
+    not the GPU, sets the step time).
     """
     from transformers import T5EncoderModel, T5ForConditionalGeneration
 
@@ -133,12 +152,14 @@ def train_t5(out_dir, scenes, steps: int, batch_size: int = 512, lr: float = 1e-
     history, step = [], 0
     started = time.perf_counter()
     bar = progress_bar(steps, "t5_text")
-    for step in range(steps):
+    batches = torch.utils.data.DataLoader(_CorruptedBatches(pool, steps, batch_size, seed, sentinels, eos),
+                                          batch_size=None, num_workers=workers, pin_memory=device.type == "cuda")
+    for step, (inputs, mask, labels) in enumerate(batches):
         if schedule.finished(step):
             break
         bar.update()
         current_lr = schedule.set_lr(step)
-        inputs, mask, labels = _batch(pool, rng.integers(len(pool), size=batch_size), rng, sentinels, eos, device)
+        inputs, mask, labels = (t.to(device, non_blocking=True) for t in (inputs, mask, labels))
         with autocast(device):
             loss = model(input_ids=inputs, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
