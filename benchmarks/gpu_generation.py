@@ -37,6 +37,7 @@ from ipbench.imageset import generate_shard, png_bytes  # noqa: E402
 from metrics import fid, inception  # noqa: E402
 from methods import get_method  # noqa: E402
 
+PARTS = ("generation", "features", "clip", "compile")
 TABLE1_IMAGES = 20_000  # IP-Adapter Table 1: COCO val2017 5,000 captions x 4 images per method
 SD15_UNET = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
                  layers_per_block=2, sample_size=64)
@@ -185,6 +186,24 @@ def feature_rates(device, args, scratch: Path) -> dict:
     paths = unique * args.png_repeats  # decoded again each time: the loader's real work
     bare = bare_forward_rate(model, paths, device, args.feature_batch)
     out = {"weights": weights, "bare_img_s": bare, "n": len(paths), "png_size": args.png_size}
+    # Where the time goes: the loader alone (decode in the workers, collate, pinning), and the device
+    # alone (decoded pixels already in pinned memory: copy, resize, forward).
+    loader = torch.utils.data.DataLoader(inception._ImageFiles(paths, resize=False), batch_size=args.feature_batch,
+                                         num_workers=args.workers, collate_fn=inception._collate,
+                                         pin_memory=device.type == "cuda")
+    started = time.perf_counter()
+    decoded = [pixels for pixels, _ in loader]
+    out["loader_only_img_s"] = len(paths) / (time.perf_counter() - started)
+    decoded = decoded[: max(1, len(unique) // args.feature_batch)]
+
+    def device_only():
+        with inception.exact_fp32(), torch.inference_mode():
+            for pixels in decoded:
+                model(inception.preprocess_on(pixels, device)).double().cpu()
+
+    device_only()
+    _, seconds = timed(device_only, device)
+    out["device_only_img_s"] = sum(len(p) for p in decoded) / seconds
     extract = dict(device=device, batch_size=args.feature_batch, num_workers=args.workers, model=model)
     for name, on_device in (("device_resize", True), ("pil_resize", False)):
         inception.extract_features_with_report(paths[:args.feature_batch], resize_on_device=on_device,
@@ -272,7 +291,9 @@ def table(report: dict) -> str:
                   f"bare forward {features['bare_img_s']:.1f} img/s; resize on device "
                   f"{features['device_resize']['img_s']:.1f} ({features['device_resize']['ratio_to_bare']:.0%}); "
                   f"PIL in the loader {features['pil_resize']['img_s']:.1f} ({features['pil_resize']['ratio_to_bare']:.0%}); "
-                  f"features max rel diff {features['features_max_rel_diff']:.1e}, FID rel diff {features['fid_rel_diff']:.1e}."]
+                  f"features max rel diff {features['features_max_rel_diff']:.1e}, FID rel diff {features['fid_rel_diff']:.1e}; "
+                  f"the loader alone {features['loader_only_img_s']:.1f}, the device alone "
+                  f"{features['device_only_img_s']:.1f} img/s."]
     if "equivalence" in report:
         lines += ["", "UNet relative L2 against eager fp32: " + ", ".join(
             f"{name} {value:.2e}" for name, value in report["equivalence"].items())]
@@ -301,6 +322,8 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=400, help="skip the compile if less than 150 s are left")
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/records"))
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="what to measure (the ceiling and FLOP count always)")
     args = parser.parse_args()
     if args.dry:
         args.steps, args.batch_sizes, args.compile = 2, [2], "off"
@@ -326,47 +349,56 @@ def main() -> None:
         report["unet_tflop_per_image_step"] = flops / 1e12
         if "matmul_tflops" in report:
             report["ceiling_img_s"] = report["matmul_tflops"] * 1e12 / (flops * args.steps)
-        report["equivalence"] = {"bfloat16": unet_equivalence(folder, device, "bfloat16"),
-                                 "float16": unet_equivalence(folder, device, "float16")}
+        if "generation" in args.parts:
+            report["equivalence"] = {"bfloat16": unet_equivalence(folder, device, "bfloat16"),
+                                     "float16": unet_equivalence(folder, device, "float16")}
 
         def record(method, config, batch, row):
             report["runs"].append({"method": method, "config": config, "batch": batch, **row})
             print(json.dumps(report["runs"][-1]), flush=True)
             save(report, out)
 
-        plain = [("plain fp32", torch.float32, 1)] + [("plain fp16", torch.float16, 1),
-                                                      ("plain fp16", torch.float16, 8)] * (not args.dry)
-        for config, dtype, batch in plain:  # (fp16 convolutions crawl on a CPU: not in the dry run)
-            record("plain diffusers", config, batch, plain_call(folder, device, dtype, batch, args))
-        record("sd_text", "harness float32", 1, harness("sd_text", scratch, scratch, device, 1, args,
-                                                        precision="float32"))
-        for batch in args.batch_sizes:
-            record("sd_text", "harness bfloat16", batch, harness("sd_text", scratch, scratch, device, batch, args))
         largest = max(args.batch_sizes)
-        if not args.dry:
-            record("sd_text", "harness float16", largest, harness("sd_text", scratch, scratch, device, largest,
-                                                                  args, precision="float16"))
-        record("ip_adapter", "harness bfloat16", largest, harness("ip_adapter", scratch, scratch, device, largest,
-                                                                  args))
-        report["png_per_core_s"] = png_rate(args.size)
-        report["features"] = feature_rates(device, args, scratch)
-        save(report, out)
-        report["clip"] = clip_rates(scratch, device, args)
-        report["projection"] = projection(report)
-        save(report, out)
-        print(table(report), flush=True)
-        if args.compile != "off" and time.perf_counter() - started < args.budget_s - 150:
+        if "generation" in args.parts:
+            plain = [("plain fp32", torch.float32, 1)] + [("plain fp16", torch.float16, 1),
+                                                          ("plain fp16", torch.float16, 8)] * (not args.dry)
+            for config, dtype, batch in plain:  # (fp16 convolutions crawl on a CPU: not in the dry run)
+                record("plain diffusers", config, batch, plain_call(folder, device, dtype, batch, args))
+            record("sd_text", "harness float32", 1, harness("sd_text", scratch, scratch, device, 1, args,
+                                                            precision="float32"))
+            for batch in args.batch_sizes:
+                record("sd_text", "harness bfloat16", batch, harness("sd_text", scratch, scratch, device, batch,
+                                                                     args))
+            if not args.dry:
+                record("sd_text", "harness float16", largest, harness("sd_text", scratch, scratch, device,
+                                                                      largest, args, precision="float16"))
+            record("ip_adapter", "harness bfloat16", largest, harness("ip_adapter", scratch, scratch, device,
+                                                                      largest, args))
+            report["png_per_core_s"] = png_rate(args.size)
+        if "features" in args.parts:
+            report["features"] = feature_rates(device, args, scratch)
+            save(report, out)
+        if "clip" in args.parts:
+            report["clip"] = clip_rates(scratch, device, args)
+        if {"generation", "features", "clip"} <= set(args.parts):
+            report["projection"] = projection(report)
+            save(report, out)
+            print(table(report), flush=True)
+        if "compile" not in args.parts:
+            report["compile"] = "not asked for"
+        elif args.compile != "off" and time.perf_counter() - started < args.budget_s - 150:
             row = harness("sd_text", scratch, scratch, device, largest, args, compile=args.compile)
             row["compile_s"] = row["warmup_s"]  # the warm-up call compiles
             record("sd_text", f"harness bfloat16 + compile {args.compile}", largest, row)
-            report["equivalence"][f"bfloat16 + compile {args.compile}"] = unet_equivalence(
+            report.setdefault("equivalence", {})[f"bfloat16 + compile {args.compile}"] = unet_equivalence(
                 folder, device, "bfloat16", args.compile)
-            report["projection"] = projection(report)
+            if "projection" in report:
+                report["projection"] = projection(report)
         else:
             report["compile"] = f"skipped ({args.compile}; {time.perf_counter() - started:.0f} s elapsed)"
     report["total_s"] = time.perf_counter() - started
     save(report, out)
-    print(table(report), flush=True)
+    print(table(report) if "projection" in report else json.dumps(report, indent=1, default=str), flush=True)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
                 seed: int = 0, device=None, caption_dropout: float = 0.1, architecture: dict | None = None,
                 min_snr_gamma: float | None = 5.0, ema_decay: float | None = 0.999, caption_variants: int = 8,
                 low_resolution: int = 32, max_noise_level: int = 500, prediction_type: str = "v_prediction",
-                time_limit_s: float | None = None, log_every: int = 100) -> dict:
+                time_limit_s: float | None = None, log_every: int = 100,
+                channels_last: bool | None = None) -> dict:
     """Train the ``base`` (32x32 from text) or ``sr`` (64x64 from text and a 32x32 image) stage.
 
     Epsilon prediction on ``data["images"]`` (uint8 64x64 renders) with
@@ -155,6 +156,7 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     epsilon prediction, x0 at high noise levels is the residual divided by a tiny
     sqrt(alpha_bar), and a first try sampled wrong colours that way) or ``epsilon``.
     Min-SNR-gamma weighting, AdamW with warmup and cosine decay, EMA weights saved.
+    ``channels_last`` (default: on CUDA) is a speed setting (benchmarks/cascade_train_speed.py).
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from diffusers.training_utils import EMAModel
@@ -177,8 +179,9 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     pixels = torch.from_numpy(np.ascontiguousarray(data["images"])).to(device)
     config = (base_unet_config if stage == "base" else sr_unet_config)(width, **(architecture or {}))
     torch.manual_seed(seed)
-    # channels_last: cuDNN's bf16 convolutions run natively in NHWC (the inputs follow the weights' format).
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     unet = UNet2DConditionModel(**config).to(device, memory_format=memory_format).train()
     ema = EMAModel(unet.parameters(), decay=ema_decay, foreach=True) if ema_decay else None
     noise_scheduler = DDPMScheduler(**PIXEL_SCHEDULE)
