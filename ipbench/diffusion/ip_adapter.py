@@ -247,7 +247,7 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
 
     from ipbench.diffusion.finetune import encode_prompts
     from ipbench.diffusion.pipelines import load_pipeline
-    from ipbench.training.loop import ProgressSchedule, autocast, progress_bar, seconds_since, to_unit_range
+    from ipbench.training.loop import TrainingSteps, autocast, to_unit_range
     from ipbench.world.render import caption
 
     device = torch.device(device)
@@ -284,18 +284,10 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     generator = torch.Generator(device).manual_seed(seed)
     scaling = pipe.vae.config.scaling_factor
-    prepare_seconds = time.perf_counter() - started
-    limit = max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None  # the limit covers preparation
-    schedule = ProgressSchedule(optimizer, lr, steps, limit)
-    history, step = [], 0
-    bar = progress_bar(steps, "ip_adapter_plus" if plus else "ip_adapter")
-    train_started = time.perf_counter()
+    run = TrainingSteps("ip_adapter_plus" if plus else "ip_adapter", optimizer, parameters, lr, steps, started,
+                        device, time_limit_s, log_every, clip_norm=None)
     pipe.unet.train()
-    for step in range(steps):
-        if schedule.finished(step):
-            break
-        bar.update()
-        current_lr = schedule.set_lr(step)
+    for _ in run:
         index = torch.randint(len(images), (batch_size,), device=device, generator=generator)
         latents = (latent_mean[index] + latent_std[index] * torch.randn(
             latent_mean[index].shape, device=device, generator=generator)) * scaling
@@ -313,25 +305,14 @@ def train(out_dir: Path, pipeline_dir, data: dict, *, plus: bool, steps: int, ba
         with autocast(device):
             prediction = pipe.unet(noisy, timesteps, encoder_hidden_states=states,
                                    added_cond_kwargs={"image_embeds": [image.unsqueeze(1)]}).sample
-        loss = F.mse_loss(prediction.float(), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": loss.item(), "lr": current_lr})
-    else:
-        step = steps
-    bar.close()
-    train_seconds = seconds_since(train_started, device)
+        run.update(F.mse_loss(prediction.float(), noise))
     pipe.unet.eval()
     path = save_adapter(adapter_state_dict(pipe.unet), Path(out_dir) / WEIGHT_NAME)
     validation = heldout_losses(pipe, held_out, plus, seed) if held_out else {}
-    validation["final_loss"] = history[-1]["loss"] if history else None
-    return {"history": history, "validation": validation, "steps": steps, "stopped_at_step": step,
-            "n_images": len(images),
-            "parameters": sum(p.numel() for p in parameters), "file_bytes": path.stat().st_size,
-            "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
-            "seconds_per_step": train_seconds / max(step, 1), "device": str(device)}
+    record = run.record()
+    validation["final_loss"] = record["final_loss"]
+    return {**record, "validation": validation, "n_images": len(images),
+            "parameters": sum(p.numel() for p in parameters), "file_bytes": path.stat().st_size}
 
 
 @torch.no_grad()

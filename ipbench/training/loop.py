@@ -62,6 +62,63 @@ class ProgressSchedule:
         return self.progress(step) >= 1.0
 
 
+def min_snr_weights(snr: torch.Tensor, gamma: float, prediction_type: str = "epsilon") -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023) at the drawn timesteps' SNR: min(SNR, gamma) / SNR
+    for epsilon prediction, min(SNR, gamma) / (SNR + 1) for v-prediction."""
+    return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v_prediction" else snr)
+
+
+class TrainingSteps:
+    """The step loop the denoising trainers share. Iterating yields step numbers until ``steps`` are done
+    or the time limit ends the schedule (the limit covers the preparation since ``started``, so a lease
+    limit is kept); ``update(loss)`` takes one optimizer step (gradient clipping, EMA) and logs the loss;
+    ``record()`` is what the manifest keeps of the run.
+    """
+
+    def __init__(self, name: str, optimizer, parameters, lr: float, steps: int, started: float, device,
+                 time_limit_s: float | None = None, log_every: int = 100, ema=None, clip_norm: float | None = 1.0):
+        self.prepare_seconds = time.perf_counter() - started
+        limit = max(time_limit_s - self.prepare_seconds, 1.0) if time_limit_s else None
+        self.schedule = ProgressSchedule(optimizer, lr, steps, limit)
+        self.name, self.optimizer, self.parameters, self.steps, self.device = name, optimizer, list(parameters), \
+            steps, device
+        self.log_every, self.ema, self.clip_norm = log_every, ema, clip_norm
+        self.history: list[dict] = []
+        self.stopped_at_step, self.train_seconds = steps, 0.0
+
+    def __iter__(self):
+        bar = progress_bar(self.steps, self.name)
+        started = time.perf_counter()
+        for step in range(self.steps):
+            if self.schedule.finished(step):
+                self.stopped_at_step = step
+                break
+            bar.update()
+            self._step, self._lr = step, self.schedule.set_lr(step)
+            yield step
+        bar.close()
+        self.train_seconds = seconds_since(started, self.device)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_norm)
+        self.optimizer.step()
+        if self.ema:
+            self.ema.step(self.parameters)
+        if self._step % self.log_every == 0 or self._step == self.steps - 1:
+            self.history.append({"step": self._step, "loss": loss.item(), "lr": self._lr})
+
+    def record(self) -> dict:
+        history = self.history
+        return {"steps": self.steps, "stopped_at_step": self.stopped_at_step,
+                "prepare_seconds": self.prepare_seconds, "train_seconds": self.train_seconds,
+                "seconds_per_step": self.train_seconds / max(self.stopped_at_step, 1), "device": str(self.device),
+                "first_loss": history[0]["loss"] if history else None,
+                "final_loss": history[-1]["loss"] if history else None, "history": history}
+
+
 def seconds_since(started: float, device) -> float:
     """Wall seconds of a training loop, after the GPU's queued work has finished."""
     if torch.device(device).type == "cuda":

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ipbench.training.loop import (ProgressSchedule, autocast, parameter_count, progress_bar, save_half,
-                                   seconds_since, to_unit_range)
+from ipbench.training.loop import (TrainingSteps, autocast, min_snr_weights, parameter_count, save_half,
+                                   to_unit_range)
 
 # Pixel-space diffusion uses the cosine schedule (IF's), not SD's scaled-linear latent one.
 PIXEL_SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
@@ -189,16 +189,9 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     snr = alphas_cumprod / (1 - alphas_cumprod)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
     generator = torch.Generator(device).manual_seed(seed)
-    prepare_seconds = time.perf_counter() - started
-    schedule = ProgressSchedule(optimizer, lr, steps, max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None)
-    history, step = [], 0
-    train_started = time.perf_counter()
-    bar = progress_bar(steps, f"if_{stage}")
-    for step in range(steps):
-        if schedule.finished(step):
-            break
-        bar.update()
-        current_lr = schedule.set_lr(step)
+    run = TrainingSteps(f"if_{stage}", optimizer, unet.parameters(), lr, steps, started, device, time_limit_s,
+                        log_every, ema)
+    for _ in run:
         index = torch.randint(len(pixels), (batch_size,), device=device, generator=generator)
         variant = torch.randint(caption_variants, (batch_size,), device=device, generator=generator)
         rows = caption_index[index, variant]
@@ -225,22 +218,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
         # The variance half of the output is unused: sampling uses fixed (DDPM "fixed_small") variances.
         per_sample = F.mse_loss(prediction[:, :3].float(), goal, reduction="none").mean(dim=(1, 2, 3))
         if min_snr_gamma:
-            # Min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for epsilon, / (SNR + 1) for v.
-            denominator = snr[timesteps] + (1 if prediction_type == "v_prediction" else 0)
-            per_sample = per_sample * (snr[timesteps].clamp(max=min_snr_gamma) / denominator)
-        loss = per_sample.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        if ema:
-            ema.step(unet.parameters())
-        if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": loss.item(), "lr": current_lr})
-    else:
-        step = steps
-    bar.close()
-    train_seconds = seconds_since(train_started, device)
+            per_sample = per_sample * min_snr_weights(snr[timesteps], min_snr_gamma, prediction_type)
+        run.update(per_sample.mean())
     if ema:
         ema.copy_to(unet.parameters())
     out_dir = Path(out_dir)
@@ -250,13 +229,10 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
                    if stage == "sr" else low_resolution, "max_noise_level": max_noise_level if stage == "sr" else None,
                    "prediction_type": prediction_type}
     (out_dir / STAGE_FILE).write_text(json.dumps(stage_facts, indent=2))
-    return {**stage_facts, "steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr,
-            "seed": seed, "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
+    return {**stage_facts, **run.record(), "batch_size": batch_size, "lr": lr, "seed": seed,
+            "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
             "caption_variants": caption_variants, "n_captions": len(texts), "n_images": len(pixels),
-            "parameters": parameter_count(unet), "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
-            "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
-            "first_loss": history[0]["loss"] if history else None,
-            "final_loss": history[-1]["loss"] if history else None, "history": history}
+            "parameters": parameter_count(unet)}
 
 
 # ---------------------------------------------------------------- stage folders

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ipbench.world.pipeline import NOISE_SCHEDULE, load_clip_towers
-from ipbench.training.loop import (ProgressSchedule, autocast, parameter_count, progress_bar, save_half,
-                                   seconds_since, to_unit_range)
+from ipbench.training.loop import (ProgressSchedule, TrainingSteps, autocast, min_snr_weights, parameter_count,
+                                   progress_bar, save_half, seconds_since, to_unit_range)
 
 SCALING_SAMPLE = 2048  # images encoded to measure the latent scaling factor
 
@@ -190,19 +190,9 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
     snr = alphas_cumprod / (1 - alphas_cumprod)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
     generator = torch.Generator(device).manual_seed(seed)
-    prepare_seconds = time.perf_counter() - started
-    history = []
     n_images = len(latent_mean)
-    step = 0
-    train_started = time.perf_counter()
-    # The time limit covers the whole call, preparation included.
-    schedule = ProgressSchedule(optimizer, lr, steps, max(time_limit_s - prepare_seconds, 1.0) if time_limit_s else None)
-    bar = progress_bar(steps, "unet")
-    for step in range(steps):
-        if schedule.finished(step):
-            break
-        bar.update()
-        current_lr = schedule.set_lr(step)
+    run = TrainingSteps("unet", optimizer, unet.parameters(), lr, steps, started, device, time_limit_s, log_every, ema)
+    for _ in run:
         index = torch.randint(n_images, (batch_size,), device=device, generator=generator)
         variant = torch.randint(caption_variants, (batch_size,), device=device, generator=generator)
         ids = token_ids[index, variant]
@@ -219,33 +209,15 @@ def train_unet(out_dir, vae_dir, text_encoder_dir, data: dict, steps: int, batch
             prediction = unet(noisy, timesteps, encoder_hidden_states=text_states).sample
         per_sample = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))
         if min_snr_gamma:
-            # Min-SNR-gamma (Hang et al. 2023) for epsilon prediction: min(SNR, gamma) / SNR.
-            per_sample = per_sample * (snr[timesteps].clamp(max=min_snr_gamma) / snr[timesteps])
-        loss = per_sample.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        if ema:
-            ema.step(unet.parameters())
-        if step % log_every == 0 or step == steps - 1:
-            history.append({"step": step, "loss": loss.item(), "lr": current_lr})
-    else:
-        step = steps
-    bar.close()
-    train_seconds = seconds_since(train_started, device)
+            per_sample = per_sample * min_snr_weights(snr[timesteps], min_snr_gamma)
+        run.update(per_sample.mean())
     if ema:
         ema.copy_to(unet.parameters())
     out_dir = Path(out_dir)
     save_half(unet.eval(), out_dir)
-    record = {"steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
-              "caption_variants": caption_variants, "n_images": n_images, "parameters": parameter_count(unet),
-              "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
-              "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
-              "first_loss": history[0]["loss"] if history else None,
-              "final_loss": history[-1]["loss"] if history else None, "history": history}
-    return record
+    return {**run.record(), "batch_size": batch_size, "lr": lr, "seed": seed, "caption_dropout": caption_dropout,
+            "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay, "caption_variants": caption_variants,
+            "n_images": n_images, "parameters": parameter_count(unet)}
 
 
 # ---------------------------------------------------------------- evaluation (the manifest's final numbers)
