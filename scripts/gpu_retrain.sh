@@ -2,8 +2,11 @@
 # On a network-less GPU machine (Python 3.12 with torch, transformers, peft): install the wheels that
 # scripts/gpu_wheelhouse.sh carried, then retrain artifacts through the DAG's training rule.
 #   IPBENCH_GIT_COMMIT=<commit> bash scripts/gpu_retrain.sh cond_clip,vae,unet [more snakemake args]
-# IPBENCH_JOBS_PER_GPU (default 6) artifacts train side by side per card: these models are launch-bound,
-# so one large card runs several at nearly full speed each. Manifests name IPBENCH_GIT_COMMIT.
+# IPBENCH_JOBS_PER_GPU (default 6) artifacts train side by side per card. Manifests name IPBENCH_GIT_COMMIT.
+# Name every artifact of a lease in ONE call: the retrain list is part of each training job's params, so
+# a second call with another list retrains what the first one finished.
+# With OUT set (the device tool's output folder), each artifact is packed into $OUT/<name>.tgz as soon
+# as its manifest exists, so a call that runs out of time still returns what finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 artifacts=$1
@@ -13,6 +16,19 @@ python3 -m pip install -q --no-index --find-links "$W" diffusers importlib_metad
 python3 -m pip install -q --no-index --no-deps "$W"/snakemake-*.whl
 targets=()
 for name in ${artifacts//,/ }; do targets+=("results/mini/trained/$name/manifest.json"); done
+
+pack_finished() {
+    for name in ${artifacts//,/ }; do
+        if [[ -f results/mini/trained/$name/manifest.json && ! -f $OUT/$name.tgz ]]; then
+            tar czf "$OUT/$name.tgz.part" -C results/mini/trained "$name" && mv "$OUT/$name.tgz.part" "$OUT/$name.tgz"
+        fi
+    done
+}
+if [[ -n ${OUT:-} ]]; then
+    (while true; do pack_finished; sleep 5; done) &
+    packer=$!
+    trap 'kill $packer 2>/dev/null; pack_finished' EXIT
+fi
 export IPBENCH_JOBS_PER_GPU=${IPBENCH_JOBS_PER_GPU:-6}
 cards=$(nvidia-smi -L | wc -l)
 python3 -m snakemake --scheduler greedy --cores all --resources gpu=$((cards * IPBENCH_JOBS_PER_GPU)) \
