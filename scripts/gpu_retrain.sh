@@ -4,8 +4,7 @@
 #   IPBENCH_GIT_COMMIT=<commit> bash scripts/gpu_retrain.sh cond_clip,vae,unet [more snakemake args]
 # IPBENCH_JOBS_PER_GPU (default 6) artifacts train side by side per card. Manifests name IPBENCH_GIT_COMMIT.
 # Name every artifact of a lease in ONE call: the config hash (the retrain list included) is in each
-# training job's params, so
-# a second call with another list retrains what the first one finished.
+# training job's params, so a second call with another list retrains what the first one finished.
 # With OUT set (the device tool's output folder), each artifact is packed into $OUT/<name>.tgz as soon
 # as its manifest exists, so a call that runs out of time still returns what finished.
 set -euo pipefail
