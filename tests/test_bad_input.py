@@ -21,7 +21,7 @@ from ipbench import imageset, io as ipbench_io, tables
 from ipbench.jobs import failure_summary, job_cause
 from ipbench.training.manifest import HASH_CACHE, recheck_verified, write_verified
 from metrics.__main__ import main as metrics_main
-from metrics.images import ImageError, list_images, size_warning
+from metrics.images import size_warning
 from metrics.weights import WeightsError, check_architecture, sha256_file
 from tests.workflow_utils import REPO, copy_code, smoke_config, snakemake, write_config
 
