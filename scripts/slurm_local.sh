@@ -4,7 +4,8 @@
 #   bash scripts/slurm_local.sh [LOCAL_RESULTS] [SNAKEMAKE ARGS...]
 #
 # Needs root (Debian/Ubuntu: installs slurm-wlm and munge if missing, writes /etc/slurm/slurm.conf for a
-# single node, starts munged, slurmctld and slurmd) and snakemake-executor-plugin-slurm (requirements.txt).
+# single node, starts munged, slurmctld and slurmd) and snakemake-executor-plugin-slurm (requirements-slurm.txt,
+# installed here).
 # LOCAL_RESULTS: a results/<suite> folder of a local run of the same suite; its tables/*.csv must equal ours.
 # Default suite: config/smoke.yaml. What this does not test: GPUs (gres), a shared file system across nodes.
 set -euo pipefail
@@ -13,6 +14,7 @@ LOCAL_RESULTS=${1:-}
 shift || true
 PYTHON=${PYTHON:-.venv/bin/python}
 [ -x "$PYTHON" ] || PYTHON=python3
+"$PYTHON" -m pip install -q -r requirements-slurm.txt
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   apt-get update -qq
