@@ -228,15 +228,15 @@ def execute(args, run: dict, config: dict, config_file: Path, report: dict) -> N
     tables = [f"{task}.{ext}" for task in config["tasks"] for ext in ("csv", "md", "tex")]
     tables += [f"sweep_{sweep}.csv" for sweep in config.get("sweeps", {})]
     targets = [str(results / "tables" / name) for name in tables]
-    entry = report["runs"][run["label"]] = {
-        "snakemake": " ".join(snakemake_command(args, run, config_file, root, targets, [])[2:]),
-        "flags": " ".join(run_flags(run)), "env": run["env"], "phases": {}}
+    entry = {"flags": " ".join(run_flags(run)), "env": run["env"], "phases": {}, "snakemake": {}}
+    report["runs"][run["label"]] = entry
     for phase, until in PHASES:
         log = args.work / "logs" / f"{run['label']}-{phase}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        command = snakemake_command(args, run, config_file, root, targets, until)
+        entry["snakemake"][phase] = " ".join(command[2:])
         started = time.perf_counter()
         with open(log, "w") as handle:
-            command = snakemake_command(args, run, config_file, root, targets, until)
             done = subprocess.run(command, check=False, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
                                   env={**os.environ, **run["env"]})
         entry["phases"][phase] = time.perf_counter() - started
