@@ -60,8 +60,9 @@ TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_
                  projection_dim=32)
 
 
-def build_pipeline(folder: Path, dry: bool) -> Path:
-    """An SD1.5-architecture StableDiffusionPipeline with random weights (and a ViT-H/14 image encoder)."""
+def build_pipeline(folder: Path, dry: bool, size: int | None = None, image_encoder: bool = True) -> Path:
+    """An SD1.5-architecture StableDiffusionPipeline with random weights (and a ViT-H/14 image encoder and an
+    IP-Adapter unless ``image_encoder`` is false); ``size`` (pixels) sets the UNet's default sample size."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig,
                               CLIPVisionModelWithProjection)
@@ -73,18 +74,22 @@ def build_pipeline(folder: Path, dry: bool) -> Path:
     text = CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **(TINY_TEXT if dry else SD15_TEXT))
     vision = CLIPVisionConfig(**(TINY_VISION if dry else VIT_H14))
     crop = vision.image_size
+    vae, unet = dict(TINY_VAE if dry else SD_VAE), dict(TINY_UNET if dry else SD15_UNET)
+    if size is not None:  # the pipeline's default image side: the UNet's sample size x the VAE's factor
+        vae["sample_size"], unet["sample_size"] = size, size // 2 ** (len(vae["block_out_channels"]) - 1)
     pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL(latent_channels=4, **(TINY_VAE if dry else SD_VAE)),
+        vae=AutoencoderKL(latent_channels=4, **vae),
         text_encoder=CLIPTextModel(text), tokenizer=tokenizer,
-        unet=UNet2DConditionModel(**(TINY_UNET if dry else SD15_UNET)),
+        unet=UNet2DConditionModel(**unet),
         scheduler=DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                 clip_sample=False, set_alpha_to_one=False, steps_offset=1),
         safety_checker=None, requires_safety_checker=False,
         feature_extractor=CLIPImageProcessor(size={"shortest_edge": crop}, crop_size=crop),
-        image_encoder=CLIPVisionModelWithProjection(vision))
+        image_encoder=CLIPVisionModelWithProjection(vision) if image_encoder else None)
     pipe.save_pretrained(folder / "sd", safe_serialization=True)
-    state = new_adapter_state(pipe.unet, vision.projection_dim, plus=False, num_tokens=4, seed=0)
-    save_adapter(state, folder / "adapter" / "ip-adapter.safetensors")
+    if image_encoder:
+        state = new_adapter_state(pipe.unet, vision.projection_dim, plus=False, num_tokens=4, seed=0)
+        save_adapter(state, folder / "adapter" / "ip-adapter.safetensors")
     return folder / "sd"
 
 

@@ -60,6 +60,7 @@ def test_unknown_method_fails_before_any_job(tmp_path):
         (lambda c: c["sweeps"]["cfg"].update(method="sd_txt"), "sweeps.cfg.method"),
         (lambda c: c["sweeps"]["cfg"].update(task="edit"), "sweeps.cfg.task"),
         (lambda c: c.update(retrain="vae,no_such_model"), "retrain"),
+        (lambda c: c.update(results=""), "results"),
         (lambda c: c["methods"]["sd_text"]["params"].update(guidance=3), "methods.sd_text.params.guidance"),
         (lambda c: c["methods"]["sd_text"]["params"].update(guidance_scale="high"),
          "methods.sd_text.params.guidance_scale: expected a number"),
@@ -135,6 +136,15 @@ def test_configured_variants_run_one_class_under_several_names(tmp_path):
     result = snakemake(tmp_path, "-n", "results/smoke/tables/text2image.csv", configfile=write_config(tmp_path, config))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "results/smoke/images/text2image/sd_text_cfg9/manifest.jsonl" in result.stdout
+
+
+def test_results_key_moves_the_suite_folder_and_keeps_its_name(tmp_path):
+    copy_code(tmp_path)
+    result = snakemake(tmp_path, "-n", "elsewhere/smoke/tables/text2image.csv", "--config", "results=elsewhere",
+                       configfile=tmp_path / "config" / "smoke.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "elsewhere/smoke/images/text2image/sd_text/manifest.jsonl" in result.stdout
+    assert "results/smoke" not in result.stdout  # every job's files moved, the suite name (the seeds) kept
 
 
 def test_default_suite_trains_nothing(tmp_path):

@@ -15,7 +15,7 @@ from ipbench.tasks import check_task_metrics, metric_registry
 from ipbench.training.registry import available_artifacts, merged_settings
 
 SUITE = config["suite"]
-RESULTS = f"results/{SUITE}"
+RESULTS = f"{config.get('results', 'results')}/{SUITE}"  # config key results: another folder, same seeds
 TASKS = sorted(config["tasks"])
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
