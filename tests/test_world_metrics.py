@@ -45,3 +45,24 @@ def test_subject_fidelity_separates_same_from_different_blob():
     fidelity = subject_fidelity([same, other], [[render(first.references[0])]] * 2)
     assert fidelity.loc[0, "subject_iou"] > fidelity.loc[1, "subject_iou"]
     assert fidelity.loc[0, "colour_error"] < 5.0
+
+
+def test_the_shape_reader_reads_images_of_other_sizes_as_the_analyzer_does():
+    """A 128 px render is scored like its 64 px resize (``resized`` flagged), not refused by the shape CNN."""
+    from PIL import Image
+
+    from ipbench.world.shape_cnn import load_shape_cnn, predict
+    from tests.test_world_checkpoints import CHECKPOINTS
+
+    model = load_shape_cnn(CHECKPOINTS / "shape_cnn", "cpu")
+    seen = []
+
+    def reader(images):
+        seen.extend(image.shape for image in images)
+        return predict(model, np.stack(images))[:2]
+
+    scene = _scene()
+    large = np.asarray(Image.fromarray(render(scene)).resize((128, 128), Image.BICUBIC))
+    scores = attribute_scores([large], [{**_truth(scene), "shape": "star"}], reader)
+    assert seen == [(64, 64, 3)]
+    assert scores.loc[0, "resized"] == 1.0 and scores.loc[0, "acc_shape"] == 1.0

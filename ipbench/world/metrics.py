@@ -23,10 +23,13 @@ ShapeReader = Callable[[list[np.ndarray]], tuple[list[str], list[str | None]]]
 
 def read_attributes(images: list[np.ndarray], shape_reader: ShapeReader | None = None) -> list[dict]:
     """Analyzer output per image: attribute -> value, plus ``n_objects`` and ``resized``."""
-    from ipbench.world.analyze import analyze
+    from ipbench.world.analyze import analyze, as_image
 
     analyses = [analyze(image) for image in images]
-    shapes, textures = shape_reader(images) if shape_reader else ([None] * len(images), [None] * len(images))
+    if shape_reader:  # the CNN reads 64x64 only: other sizes get the analyzer's resize (flagged ``resized``)
+        shapes, textures = shape_reader([as_image(image)[0] for image in images])
+    else:
+        shapes, textures = [None] * len(images), [None] * len(images)
     rows = []
     for analysis, shape, texture in zip(analyses, shapes, textures):
         rows.append({"background": analysis.background, "position": analysis.position, "size": analysis.size,
