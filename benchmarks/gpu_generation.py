@@ -37,7 +37,14 @@ from ipbench.imageset import generate_shard, png_bytes  # noqa: E402
 from metrics import fid, inception  # noqa: E402
 from methods import get_method  # noqa: E402
 
-PARTS = ("generation", "features", "clip", "compile")
+PARTS = ("generation", "ablation", "profile", "features", "clip", "compile")
+# Kernel name patterns (checked in order) -> what the UNet spends its GPU time on (the profile part).
+KERNEL_KINDS = (("convolution", ("fprop", "dgrad", "wgrad", "conv", "implicit_gemm", "winograd")),
+                ("attention", ("flash", "fmha", "sdpa", "attention", "softmax", "scaled_dot_product")),
+                ("matmul", ("gemm", "nvjet", "cublas", "cutlass", "xmma", "aten::mm", "addmm", "bmm")),
+                ("normalisation", ("norm", "moments", "fusedparams", "welford")),
+                ("layout copies", ("copy", "nchw", "nhwc", "transpose", "permute")),
+                ("elementwise", ("elementwise", "silu", "gelu", "add", "mul", "reduce", "cat", "triton")))
 TABLE1_IMAGES = 20_000  # IP-Adapter Table 1: COCO val2017 5,000 captions x 4 images per method
 SD15_UNET = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
                  layers_per_block=2, sample_size=64)
@@ -134,6 +141,48 @@ def unet_equivalence(folder: Path, device, precision: str, compile_mode: str = "
         ours = pipe.unet(latents, torch.tensor(700, device=device), encoder_hidden_states=states).sample
     assert ours.dtype == torch.float32
     return float((ours.double() - expected.double()).norm() / expected.double().norm())
+
+
+def kernel_kind(name: str) -> str:
+    lowered = name.lower()
+    return next((kind for kind, patterns in KERNEL_KINDS if any(p in lowered for p in patterns)), "other")
+
+
+def unet_profile(folder: Path, device, batch: int, memory_format: str, out: Path) -> dict:
+    """GPU time of one fast-path UNet call at ``batch`` images with CFG, by kernel kind (torch.profiler)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = fast.accelerate(StableDiffusionPipeline.from_pretrained(folder).to(device), device, "bfloat16",
+                           memory_format=memory_format)
+    size = pipe.unet.config.sample_size
+    latents = torch.randn(2 * batch, 4, size, size, device=device)
+    states = torch.randn(2 * batch, 77, pipe.unet.config.cross_attention_dim, device=device)
+    step = torch.tensor(500, device=device)
+    calls = 3
+    with torch.inference_mode():
+        for _ in range(2):  # warm-up: cuDNN's and cuBLAS's first calls
+            pipe.unet(latents, step, encoder_hidden_states=states)
+        activities = [torch.profiler.ProfilerActivity.CPU] + [torch.profiler.ProfilerActivity.CUDA] * (
+            device.type == "cuda")
+        with torch.profiler.profile(activities=activities) as profiler:
+            for _ in range(calls):
+                pipe.unet(latents, step, encoder_hidden_states=states)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+    del pipe
+    kinds: dict[str, float] = {}
+    # On CUDA the kernels; on a CPU (the dry run) the operators, which are the kernels there.
+    events = [e for e in profiler.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA
+              or device.type == "cpu"]
+    for event in events:
+        time_us = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+        kinds[kernel_kind(event.key)] = kinds.get(kernel_kind(event.key), 0.0) + time_us
+    total = sum(kinds.values()) or 1.0
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"unet_profile_{memory_format}.txt").write_text(profiler.key_averages().table(sort_by=sort, row_limit=30))
+    return {"batch": batch, "memory_format": memory_format, "ms_per_call": total / calls / 1e3,
+            "share": {kind: value / total for kind, value in sorted(kinds.items(), key=lambda kv: -kv[1])}}
 
 
 def plain_call(folder: Path, device, dtype, batch: int, args) -> dict:
@@ -322,16 +371,18 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--batches", type=int, default=1, help="timed batches per configuration")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 64])
-    parser.add_argument("--compile", default="max-autotune-no-cudagraphs", choices=fast.COMPILE_MODES,
-                        help="torch.compile mode measured last, at the largest batch ('off' skips it)")
-    parser.add_argument("--budget-s", type=float, default=400, help="skip the compile if less than 150 s are left")
+    parser.add_argument("--compile", nargs="+", default=["default", "max-autotune-no-cudagraphs"],
+                        choices=fast.COMPILE_MODES,
+                        help="torch.compile modes measured last, in order, at the largest batch ('off' skips them)")
+    parser.add_argument("--budget-s", type=float, default=400,
+                        help="seconds for the whole run: a compile mode starts only with 150 s left")
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/records"))
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
                         help="what to measure (the ceiling and FLOP count always)")
     args = parser.parse_args()
     if args.dry:
-        args.steps, args.batch_sizes, args.compile = 2, [2], "off"
+        args.steps, args.batch_sizes, args.compile = 2, [2], ["off"]
     args.size = 64 if args.dry else 512
     args.png_size, args.png_files, args.png_repeats = (64, 4, 1) if args.dry else (512, 256, 12)
     args.feature_batch, args.clip_n = (2, 4) if args.dry else (64, 512)
@@ -380,6 +431,15 @@ def main() -> None:
             record("ip_adapter", "harness bfloat16", largest, harness("ip_adapter", scratch, scratch, device,
                                                                       largest, args))
             report["png_per_core_s"] = png_rate(args.size)
+        if "ablation" in args.parts:  # each change alone, at the largest batch, in this one run
+            for memory_format in ("contiguous", "channels_last"):
+                record("sd_text", f"harness bfloat16 {memory_format}", largest, harness(
+                    "sd_text", scratch, scratch, device, largest, args, memory_format=memory_format))
+        if "profile" in args.parts:
+            report["profile"] = [unet_profile(folder, device, largest, memory_format, out)
+                                 for memory_format in ("contiguous", "channels_last")]
+            print(json.dumps(report["profile"], indent=1), flush=True)
+            save(report, out)
         if "features" in args.parts:
             report["features"] = feature_rates(device, args, scratch)
             save(report, out)
@@ -389,18 +449,22 @@ def main() -> None:
             report["projection"] = projection(report)
             save(report, out)
             print(table(report), flush=True)
-        if "compile" not in args.parts:
-            report["compile"] = "not asked for"
-        elif args.compile != "off" and time.perf_counter() - started < args.budget_s - 150:
-            row = harness("sd_text", scratch, scratch, device, largest, args, compile=args.compile)
+        report["compile"] = {} if "compile" in args.parts else "not asked for"
+        for mode in args.compile if "compile" in args.parts else []:
+            if mode == "off" or time.perf_counter() - started > args.budget_s - 150:
+                report["compile"][mode] = f"skipped ({time.perf_counter() - started:.0f} s elapsed)"
+                continue
+            row = harness("sd_text", scratch, scratch, device, largest, args, compile=mode)
             row["compile_s"] = row["warmup_s"]  # the warm-up call compiles
-            record("sd_text", f"harness bfloat16 + compile {args.compile}", largest, row)
-            report.setdefault("equivalence", {})[f"bfloat16 + compile {args.compile}"] = unet_equivalence(
-                folder, device, "bfloat16", args.compile)
+            record("sd_text", f"harness bfloat16 + compile {mode}", largest, row)
+            report["compile"][mode] = "measured"
             if "projection" in report:
                 report["projection"] = projection(report)
-        else:
-            report["compile"] = f"skipped ({args.compile}; {time.perf_counter() - started:.0f} s elapsed)"
+        measured = [m for m, state in (report["compile"] or {}).items() if state == "measured"]
+        if measured and time.perf_counter() - started < args.budget_s - 150:
+            mode = measured[0]
+            report.setdefault("equivalence", {})[f"bfloat16 + compile {mode}"] = unet_equivalence(
+                folder, device, "bfloat16", mode)
     report["total_s"] = time.perf_counter() - started
     save(report, out)
     print(table(report) if "projection" in report else json.dumps(report, indent=1, default=str), flush=True)

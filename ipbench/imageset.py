@@ -83,7 +83,11 @@ def requests_for(suite: str, task: str, items: list[dict], samples: int) -> list
 
 def generate_shard(method, items: list[dict], *, suite: str, task: str, samples: int, batch_size: int, shard: int,
                    n_shards: int, data_dir: Path, on_batch=None) -> tuple[list[Request], list[np.ndarray]]:
-    """Requests and images of one shard: the method sees one planned batch at a time."""
+    """Requests and images of one shard: the method sees one planned batch at a time.
+
+    ``on_batch(n_items, images)`` is called after each batch (progress, and the PNG encoding that
+    overlaps the next batch's generation in the generate_shard job).
+    """
     group_by = getattr(method, "group_by", None)
     name = getattr(method, "name", method)
     twice = sorted((i, n) for i, n in Counter(item["id"] for item in items).items() if n > 1)
@@ -102,7 +106,7 @@ def generate_shard(method, items: list[dict], *, suite: str, task: str, samples:
         requests += batch_requests
         images += batch_images
         if on_batch:
-            on_batch(len(batch))
+            on_batch(len(batch), batch_images)
     return requests, images
 
 
@@ -129,14 +133,23 @@ def image_name(request: Request) -> str:
 
 
 def write_shard(out_dir: Path, shard_name: str, requests: list[Request], images: list[np.ndarray],
-                extra: dict | None = None) -> None:
-    """Write one shard atomically: the directory appears only when complete."""
+                extra: dict | None = None, pngs: list | None = None) -> None:
+    """Write one shard atomically: the directory appears only when complete.
+
+    ``pngs``, if given, are the images already encoded by :func:`png_bytes` (bytes, or futures of
+    them from an encoder pool), one per request.
+    """
     if len(images) != len(requests):
         raise ValueError(f"method returned {len(images)} images for {len(requests)} requests")
+    if pngs is not None and len(pngs) != len(requests):
+        raise ValueError(f"{len(pngs)} encoded images for {len(requests)} requests")
     with atomic_directory(out_dir) as tmp:
         rows = []
-        for request, image in zip(requests, images):
-            data = png_bytes(image)
+        for index, (request, image) in enumerate(zip(requests, images)):
+            if pngs is None:
+                data = png_bytes(image)
+            else:
+                data = pngs[index] if isinstance(pngs[index], bytes) else pngs[index].result()
             (tmp / image_name(request)).write_bytes(data)
             rows.append({
                 "item_id": request.item_id,

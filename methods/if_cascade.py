@@ -31,7 +31,7 @@ T5_DEFAULTS = {"steps": 3000, "batch_size": 512, "lr": 1e-3, "seed": 6, "caption
                "architecture": {}, "time_limit_s": None, "evaluation": {"n": 1000}}
 STAGE_DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 5e-4, "seed": 7, "caption_dropout": 0.1,
                   "min_snr_gamma": 5.0, "ema_decay": 0.999, "caption_variants": 8, "architecture": {},
-                  "low_resolution": 32, "max_noise_level": 500, "prediction_type": "v_prediction", "time_limit_s": None,
+                  "low_resolution": 32, "max_noise_level": 500, "prediction_type": "v_prediction", "time_limit_s": None, "compile": False,
                   "evaluation": {"n": 256, "guidance_scales": [1.0, 4.0, 7.0], "num_inference_steps": 20,
                                  "thresholding": [True, False], "noise_level": 100}}
 WORLD_INPUTS = {"train_set": "data:train_set", "shape_cnn": "world:shape_cnn"}

@@ -64,7 +64,18 @@ def test_auto_changes_nothing_on_cpu(parts):
     assert fast.resolve_precision("auto", "cuda") == torch.bfloat16
 
 
+@pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
+def test_memory_format_is_what_was_asked_for(parts, memory_format):
+    # Each format can be asked for on any device (and compared: benchmarks/gpu_generation.py --parts ablation).
+    pipe = fast.accelerate(Pipe(*parts), "cpu", "bfloat16", memory_format=memory_format)
+    weight = pipe.unet.conv_in.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == (memory_format == "channels_last")
+    assert weight.is_contiguous() == (memory_format == "contiguous")
+
+
 def test_unknown_settings_are_refused(parts):
+    with pytest.raises(ValueError, match="memory format"):
+        fast.accelerate(Pipe(*parts), "cpu", memory_format="nhwc")
     with pytest.raises(ValueError, match="precision"):
         fast.resolve_precision("int8", "cpu")
     with pytest.raises(ValueError, match="compile mode"):

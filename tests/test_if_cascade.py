@@ -71,9 +71,28 @@ def test_span_corruption_hides_and_restores_every_token():
         assert restored == ids
 
 
-def test_t5_batches_do_not_depend_on_the_number_of_loader_workers():
+def test_reconstruction_corrupts_some_tokens_and_targets_the_whole_caption(tmp_path):
+    rng = np.random.default_rng(0)
+    sentinels, eos, corrupted, masked = [100, 99, 98, 97], 1, 0, 0
+    for length in (1, 4, 20) * 20:
+        ids = list(range(10, 10 + length))
+        inputs, targets = t5_text.reconstruct_corrupt(ids, rng, sentinels, eos, vocab=(3, 50))
+        assert targets == ids + [eos] and len(inputs) == len(targets) and inputs[-1] == eos
+        changed = [a for a, b in zip(inputs, ids) if a != b]
+        assert changed or length == 1 and inputs[0] in range(3, 50)  # a random piece may equal the original
+        assert all(token == sentinels[0] or 3 <= token < 50 for token in changed)
+        corrupted += len(changed)
+        masked += sum(token == sentinels[0] for token in changed)
+    assert 0.8 < masked / corrupted < 1.0  # 90% masked, 10% random pieces
+    with pytest.raises(ValueError, match="objective"):
+        t5_text.corruption("prefix_lm", t5_text.build_tokenizer(tmp_path))
+
+
+@pytest.mark.parametrize("objective", t5_text.OBJECTIVES)
+def test_t5_batches_do_not_depend_on_the_number_of_loader_workers(objective, tmp_path):
     pool = [list(range(10, 10 + n)) for n in (3, 5, 8, 13)] * 4
-    batches = t5_text._CorruptedBatches(pool, steps=3, batch_size=5, seed=0, sentinels=[100, 99, 98, 97], eos=1)
+    corrupt = t5_text.corruption(objective, t5_text.build_tokenizer(tmp_path))
+    batches = t5_text._CorruptedBatches(pool, steps=3, batch_size=5, seed=0, corrupt=corrupt)
 
     def drawn(workers):
         loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers)

@@ -110,6 +110,22 @@ def test_images_do_not_depend_on_shard_count(tmp_path):
     assert one[0]["sha256"] != one[1]["sha256"]
 
 
+def test_pngs_encoded_in_threads_during_generation_write_the_same_shard(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = requests_for("smoke", "variation", _items(["a", "b", "c"]), samples=2)
+    images = [np.random.default_rng(i).integers(0, 256, (9, 7, 3), dtype=np.uint8) for i in range(len(requests))]
+    write_shard(tmp_path / "serial", "shard-000", requests, images)
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(png_bytes, image) for image in images]
+        write_shard(tmp_path / "threads", "shard-000", requests, images, pngs=futures)
+    for name in ["manifest.jsonl"] + [f"{r.item_id}_s{r.sample_index:02d}.png" for r in requests]:
+        assert (tmp_path / "threads" / name).read_bytes() == (tmp_path / "serial" / name).read_bytes()
+    with pytest.raises(ValueError, match="2 encoded images for 6 requests"):
+        write_shard(tmp_path / "short", "shard-000", requests, images, pngs=futures[:2])
+    assert not (tmp_path / "short").exists()
+
+
 def test_merge_detects_a_tampered_image(tmp_path):
     data_dir = tmp_path / "data"
     datasets.build("skimage_photos", "variation", data_dir, n_items=2, n_real=2, image_size=32, seed=0)

@@ -72,8 +72,11 @@ class TrainingSteps:
     """The step loop the denoising trainers share. Iterating yields step numbers until ``steps`` are done
     or the time limit ends the schedule (the limit covers the preparation since ``started``, so a lease
     limit is kept); ``update(loss)`` takes one optimizer step (gradient clipping, EMA) and logs the loss;
-    ``record()`` is what the manifest keeps of the run.
+    ``record()`` is what the manifest keeps of the run: its ``steady_seconds_per_step`` leaves out the
+    first ``WARM_STEPS`` steps (cuDNN autotuning, torch.compile), so settings compare at their running speed.
     """
+
+    WARM_STEPS = 10
 
     def __init__(self, name: str, optimizer, parameters, lr: float, steps: int, started: float, device,
                  time_limit_s: float | None = None, log_every: int = 100, ema=None, clip_norm: float | None = 1.0):
@@ -84,20 +87,26 @@ class TrainingSteps:
             steps, device
         self.log_every, self.ema, self.clip_norm = log_every, ema, clip_norm
         self.history: list[dict] = []
-        self.stopped_at_step, self.train_seconds = steps, 0.0
+        self.stopped_at_step, self.train_seconds, self.steady_seconds_per_step = steps, 0.0, None
 
     def __iter__(self):
         bar = progress_bar(self.steps, self.name)
         started = time.perf_counter()
+        steady_started = None
         for step in range(self.steps):
             if self.schedule.finished(step):
                 self.stopped_at_step = step
                 break
+            if step == self.WARM_STEPS:
+                steady_started = seconds_since(started, self.device)
             bar.update()
             self._step, self._lr = step, self.schedule.set_lr(step)
             yield step
         bar.close()
         self.train_seconds = seconds_since(started, self.device)
+        if steady_started is not None and self.stopped_at_step > self.WARM_STEPS:
+            self.steady_seconds_per_step = ((self.train_seconds - steady_started)
+                                            / (self.stopped_at_step - self.WARM_STEPS))
 
     def update(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -114,7 +123,8 @@ class TrainingSteps:
         history = self.history
         return {"steps": self.steps, "stopped_at_step": self.stopped_at_step,
                 "prepare_seconds": self.prepare_seconds, "train_seconds": self.train_seconds,
-                "seconds_per_step": self.train_seconds / max(self.stopped_at_step, 1), "device": str(self.device),
+                "seconds_per_step": self.train_seconds / max(self.stopped_at_step, 1),
+                "steady_seconds_per_step": self.steady_seconds_per_step, "device": str(self.device),
                 "first_loss": history[0]["loss"] if history else None,
                 "final_loss": history[-1]["loss"] if history else None, "history": history}
 

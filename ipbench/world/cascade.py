@@ -143,7 +143,7 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
                 min_snr_gamma: float | None = 5.0, ema_decay: float | None = 0.999, caption_variants: int = 8,
                 low_resolution: int = 32, max_noise_level: int = 500, prediction_type: str = "v_prediction",
                 time_limit_s: float | None = None, log_every: int = 100,
-                channels_last: bool | None = None) -> dict:
+                channels_last: bool | None = None, compile: bool = False) -> dict:
     """Train the ``base`` (32x32 from text) or ``sr`` (64x64 from text and a 32x32 image) stage.
 
     Epsilon prediction on ``data["images"]`` (uint8 64x64 renders) with
@@ -156,7 +156,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     epsilon prediction, x0 at high noise levels is the residual divided by a tiny
     sqrt(alpha_bar), and a first try sampled wrong colours that way) or ``epsilon``.
     Min-SNR-gamma weighting, AdamW with warmup and cosine decay, EMA weights saved.
-    ``channels_last`` (default: on CUDA) is a speed setting (benchmarks/cascade_train_speed.py).
+    ``channels_last`` (default: on CUDA) and ``compile`` (``torch.compile`` of the UNet: its first steps
+    compile) are speed settings (benchmarks/cascade_train_speed.py).
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from diffusers.training_utils import EMAModel
@@ -183,6 +184,8 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
         channels_last = device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     unet = UNet2DConditionModel(**config).to(device, memory_format=memory_format).train()
+    if compile:
+        unet.compile()  # in place: the parameters and the saved state dict keep their names
     ema = EMAModel(unet.parameters(), decay=ema_decay, foreach=True) if ema_decay else None
     noise_scheduler = DDPMScheduler(**PIXEL_SCHEDULE)
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(device)

@@ -1,10 +1,16 @@
-"""A text-only language model for the mini world: a small T5, trained by span corruption on captions.
+"""A text-only language model for the mini world: a small T5, trained as a denoiser on captions.
 
 Imagen's premise is a frozen encoder that never saw an image. This one is a
-``T5ForConditionalGeneration`` trained only to fill in masked spans of the
-world's captions (T5's objective); its encoder is saved as a ``T5EncoderModel``
-with a ``T5Tokenizer`` (a unigram vocabulary of the world's words, with
-character fallback and T5's sentinel tokens) in one folder.
+``T5ForConditionalGeneration`` trained only on the world's captions, by one of two
+objectives from the T5 paper (Raffel et al., 2020, Table 3): ``span_corruption``
+(T5's choice: the target is the masked spans alone) or ``reconstruction`` (its
+"BERT-style" variant: 15% of the tokens masked or replaced, the target the whole
+original caption). The world draws attributes independently, so a masked attribute
+word cannot be predicted from its context, and span corruption gives the encoder no
+reason to keep the visible attribute words apart; reconstruction makes it carry
+every word to the decoder (docs/if-cascade.md). The encoder is saved as a
+``T5EncoderModel`` with a ``T5Tokenizer`` (a unigram vocabulary of the world's
+words, with character fallback and T5's sentinel tokens) in one folder.
 """
 from __future__ import annotations
 
@@ -84,6 +90,24 @@ def span_corrupt(ids: list[int], rng: np.random.Generator, sentinels: list[int],
     return inputs + [eos], targets + [eos]
 
 
+def reconstruct_corrupt(ids: list[int], rng: np.random.Generator, sentinels: list[int], eos: int,
+                        vocab: tuple[int, int], density: float = 0.15) -> tuple[list[int], list[int]]:
+    """The T5 paper's "BERT-style" objective for one sequence: (input ids, target ids), both ending in EOS.
+
+    ``density`` of the tokens (at least one) are corrupted: 90% become the mask token (the first
+    sentinel), 10% a random piece from ``vocab`` = [first, last) ids. The target is the whole original.
+    """
+    length = len(ids)
+    n_noise = int(np.clip(round(length * density), 1, length))
+    inputs = list(ids)
+    for position in rng.choice(length, n_noise, replace=False):
+        inputs[position] = sentinels[0] if rng.random() < 0.9 else int(rng.integers(*vocab))
+    return inputs + [eos], list(ids) + [eos]
+
+
+OBJECTIVES = ("span_corruption", "reconstruction")
+
+
 def _caption_pool(scenes, tokenizer, variants: int, rng: np.random.Generator) -> list[list[int]]:
     """Token ids (no EOS) of ``variants`` randomly shortened captions per scene, as the UNets see them."""
     from ipbench.world.train_data import training_captions
@@ -95,24 +119,36 @@ def _caption_pool(scenes, tokenizer, variants: int, rng: np.random.Generator) ->
 
 
 class _CorruptedBatches(torch.utils.data.Dataset):
-    """Training batch ``step``: captions and their span corruption drawn from (seed, step) alone, so the
+    """Training batch ``step``: captions and their corruption drawn from (seed, step) alone, so the
     number of loader workers that build the batches never changes them."""
 
-    def __init__(self, pool, steps: int, batch_size: int, seed: int, sentinels, eos: int):
-        self.pool, self.steps, self.batch_size, self.seed, self.sentinels, self.eos = (
-            pool, steps, batch_size, seed, sentinels, eos)
+    def __init__(self, pool, steps: int, batch_size: int, seed: int, corrupt):
+        self.pool, self.steps, self.batch_size, self.seed, self.corrupt = pool, steps, batch_size, seed, corrupt
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, step):
         rng = np.random.default_rng([self.seed, 2, step])
-        return _batch(self.pool, rng.integers(len(self.pool), size=self.batch_size), rng, self.sentinels, self.eos,
-                      "cpu")
+        return _batch(self.pool, rng.integers(len(self.pool), size=self.batch_size), rng, self.corrupt, "cpu")
 
 
-def _batch(pool, index, rng, sentinels, eos, device):
-    pairs = [span_corrupt(pool[i], rng, sentinels, eos) for i in index]
+def corruption(objective: str, tokenizer):
+    """``corrupt(ids, rng) -> (inputs, targets)`` of ``objective`` for this tokenizer's ids (picklable)."""
+    from functools import partial
+
+    sentinels = tokenizer.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(EXTRA_IDS)])
+    if objective == "span_corruption":
+        return partial(span_corrupt, sentinels=sentinels, eos=tokenizer.eos_token_id)
+    if objective == "reconstruction":
+        # Random replacements come from the pieces (after pad, eos, unk; before the sentinels).
+        return partial(reconstruct_corrupt, sentinels=sentinels, eos=tokenizer.eos_token_id,
+                       vocab=(3, min(sentinels)))
+    raise ValueError(f"T5 objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
+
+
+def _batch(pool, index, rng, corrupt, device):
+    pairs = [corrupt(pool[i], rng) for i in index]
     width_in, width_out = max(len(a) for a, _ in pairs), max(len(b) for _, b in pairs)
     inputs = torch.zeros(len(pairs), width_in, dtype=torch.long)
     labels = torch.full((len(pairs), width_out), -100, dtype=torch.long)
@@ -124,10 +160,10 @@ def _batch(pool, index, rng, sentinels, eos, device):
 
 def train_t5(out_dir, scenes, steps: int, batch_size: int = 512, lr: float = 1e-3, seed: int = 0, device=None,
              caption_variants: int = 4, architecture: dict | None = None, time_limit_s: float | None = None,
-             log_every: int = 100, held_out=None, workers: int = 0) -> dict:
-    """Train by span corruption on captions of ``scenes``; save the encoder and tokenizer in ``out_dir``.
+             log_every: int = 100, held_out=None, workers: int = 0, objective: str = "span_corruption") -> dict:
+    """Train by ``objective`` (:data:`OBJECTIVES`) on captions of ``scenes``; save the encoder and tokenizer.
 
-    ``held_out`` scenes give the validation loss and masked-token accuracy, logged with the training loss.
+    ``held_out`` scenes give the validation loss and target-token accuracy, logged with the training loss.
     ``workers`` loader processes build the batches (span corruption is Python, and at large batches it,
     not the GPU, sets the step time).
     """
@@ -136,8 +172,7 @@ def train_t5(out_dir, scenes, steps: int, batch_size: int = 512, lr: float = 1e-
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer(out_dir)
-    sentinels = tokenizer.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(EXTRA_IDS)])
-    eos = tokenizer.eos_token_id
+    corrupt = corruption(objective, tokenizer)
     rng = np.random.default_rng(seed)
     pool = _caption_pool(scenes, tokenizer, caption_variants, rng)
     torch.manual_seed(seed)
@@ -148,11 +183,11 @@ def train_t5(out_dir, scenes, steps: int, batch_size: int = 512, lr: float = 1e-
     if held_out is not None:
         held_rng = np.random.default_rng([seed, 1])
         held_pool = _caption_pool(held_out, tokenizer, 1, held_rng)
-        validation_batch = _batch(held_pool, range(len(held_pool)), held_rng, sentinels, eos, device)
+        validation_batch = _batch(held_pool, range(len(held_pool)), held_rng, corrupt, device)
     history, step = [], 0
     started = time.perf_counter()
     bar = progress_bar(steps, "t5_text")
-    batches = torch.utils.data.DataLoader(_CorruptedBatches(pool, steps, batch_size, seed, sentinels, eos),
+    batches = torch.utils.data.DataLoader(_CorruptedBatches(pool, steps, batch_size, seed, corrupt),
                                           batch_size=None, num_workers=workers, pin_memory=device.type == "cuda")
     for step, (inputs, mask, labels) in enumerate(batches):
         if schedule.finished(step):
@@ -181,7 +216,7 @@ def train_t5(out_dir, scenes, steps: int, batch_size: int = 512, lr: float = 1e-
     if missing:
         raise RuntimeError(f"T5 encoder weights missing from the trained model: {missing[:3]}")
     save_half(encoder.eval(), out_dir)
-    return {"steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
+    return {"objective": objective, "steps": steps, "stopped_at_step": step, "batch_size": batch_size, "lr": lr, "seed": seed,
             "caption_variants": caption_variants, "n_captions": len(pool), "vocab_size": len(tokenizer),
             "parameters_encoder": parameter_count(encoder), "parameters_with_decoder": parameter_count(model),
             "train_seconds": train_seconds, "seconds_per_step": train_seconds / max(step, 1), "device": str(device),
