@@ -27,7 +27,7 @@ from ipbench.training.registry import Artifact, register_artifact
 from methods import register_method
 from methods.base import Method
 
-T5_DEFAULTS = {"steps": 3000, "batch_size": 512, "lr": 1e-3, "seed": 6, "caption_variants": 4,
+T5_DEFAULTS = {"steps": 3000, "batch_size": 512, "lr": 1e-3, "seed": 6, "caption_variants": 4, "objective": "span_corruption",
                "architecture": {}, "time_limit_s": None, "evaluation": {"n": 1000}}
 STAGE_DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 5e-4, "seed": 7, "caption_dropout": 0.1,
                   "min_snr_gamma": 5.0, "ema_decay": 0.999, "caption_variants": 8, "architecture": {},

@@ -258,3 +258,17 @@ def test_original_bin_file_in_the_hub_layout_loads_with_its_image_encoder(pipeli
     back = ip_adapter.adapter_state_dict(pipe.unet)
     for key, value in state["ip_adapter"].items():
         assert torch.equal(back["ip_adapter"][key], value), key
+
+
+@pytest.mark.parametrize("plus", [False, True])
+def test_the_unet_with_the_adapter_traces_as_one_graph(trained, pipeline_dir, tmp_path, plus):
+    # `compile` (fast.accelerate) uses fullgraph=True: a graph break in our attention processors would
+    # fail the job on the GPU. Dynamo's eager backend traces exactly that, without compiling kernels.
+    from methods.ip_adapter import IPAdapter, IPAdapterPlus
+
+    _write_conditions(tmp_path)
+    method = _method(IPAdapterPlus if plus else IPAdapter, pipeline_dir, trained[plus][0], tmp_path)
+    expected = method.generate([VARIATION], tmp_path)
+    torch._dynamo.reset()
+    method.pipeline().unet.compile(backend="eager", fullgraph=True)
+    assert np.array_equal(method.generate([VARIATION], tmp_path)[0], expected[0])
