@@ -39,8 +39,9 @@ from methods import get_method  # noqa: E402
 
 PARTS = ("generation", "ablation", "profile", "equivalence", "features", "clip", "compile")
 # Kernel name patterns (checked in order) -> what the UNet spends its GPU time on (the profile part).
-KERNEL_KINDS = (("convolution", ("fprop", "dgrad", "wgrad", "conv", "implicit_gemm", "winograd")),
-                ("attention", ("flash", "fmha", "sdpa", "attention", "softmax", "scaled_dot_product")),
+# Attention first: cuDNN's fused attention kernels are named "..._sdpa_..._flash_fprop_...".
+KERNEL_KINDS = (("attention", ("flash", "fmha", "sdpa", "attention", "softmax", "scaled_dot_product")),
+                ("convolution", ("fprop", "dgrad", "wgrad", "conv", "implicit_gemm", "winograd")),
                 ("matmul", ("gemm", "nvjet", "cublas", "cutlass", "xmma", "aten::mm", "addmm", "bmm")),
                 ("normalisation", ("norm", "moments", "fusedparams", "welford")),
                 ("layout copies", ("copy", "nchw", "nhwc", "transpose", "permute")),
@@ -329,6 +330,19 @@ def projection(report: dict) -> dict:
     return out
 
 
+def merged_records(paths: list[Path]) -> dict:
+    """One report from several recorded runs: every run row, and the latest rates of each other part."""
+    merged = {"runs": []}
+    for path in paths:
+        report = json.loads(Path(path).read_text())
+        merged["runs"] += report["runs"]
+        merged.update({key: report[key] for key in ("features", "clip", "png_per_core_s") if key in report})
+    missing = [key for key in ("features", "clip", "png_per_core_s") if key not in merged]
+    if missing:
+        raise SystemExit(f"{', '.join(map(str, paths))}: no record has {', '.join(missing)}")
+    return merged
+
+
 def table(report: dict) -> str:
     base = next((row["img_s"] for row in report["runs"] if row["config"] == "plain fp16" and row["batch"] == 1), None)
     ceiling = report.get("ceiling_img_s")
@@ -382,7 +396,13 @@ def main() -> None:
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/records"))
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
                         help="what to measure (the ceiling and FLOP count always)")
+    parser.add_argument("--project", nargs="+", type=Path, metavar="JSON",
+                        help="no measuring: the Table 1 projection from recorded runs of one card kind "
+                             "(the fastest row per method; features, CLIP and PNG rates from the latest record having them)")
     args = parser.parse_args()
+    if args.project:
+        print(json.dumps(projection(merged_records(args.project)), indent=1))
+        return
     if args.dry:
         args.steps, args.batch_sizes, args.compile = 2, [2], ["off"]
     args.size = 64 if args.dry else 512
@@ -465,7 +485,8 @@ def main() -> None:
             report["compile"][mode] = "measured"
             if "projection" in report:
                 report["projection"] = projection(report)
-        measured = [m for m, state in (report["compile"] or {}).items() if state == "measured"]
+        measured = [m for m, state in report["compile"].items() if state == "measured"] if isinstance(
+            report["compile"], dict) else []
         if "equivalence" in args.parts and not measured:  # the compiled UNet's equivalence alone
             measured = [mode for mode in args.compile if mode != "off"][:1]
         if measured and time.perf_counter() - started < args.budget_s - 150:

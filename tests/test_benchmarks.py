@@ -1,0 +1,62 @@
+"""benchmarks/gpu_generation.py on CPU: its code paths (tiny random models, 2 steps) and its kernel sorting."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wg_128x64", "attention"),  # not a convolution
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nchw", "convolution"),
+    ("nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_bias_TNT", "matmul"),
+    ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::"
+     "direct_copy_kernel_cuda(at::TensorIteratorBase&)", "layout copies"),
+    ("void at::native::(anonymous namespace)::RowwiseMomentsCUDAKernel<c10::BFloat16>", "normalisation"),
+    ("void at::native::vectorized_elementwise_kernel<8, at::native::GeluCUDAKernelImpl", "elementwise"),
+    ("Memset (Device)", "other"),
+])
+def test_profile_sorts_kernels_by_what_they_compute(name, kind):
+    from gpu_generation import kernel_kind
+
+    assert kernel_kind(name) == kind
+
+
+def test_dry_run_measures_every_cpu_part(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/gpu_generation.py", "--dry", "--parts", "ablation", "profile",
+                           "equivalence", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_generation_dry.json").read_text())
+    configs = [(row["method"], row["config"]) for row in report["runs"]]
+    assert configs == [("sd_text", "harness bfloat16 contiguous"), ("sd_text", "harness bfloat16 channels_last"),
+                       ("ip_adapter", "harness bfloat16 contiguous")]
+    assert all(row["img_s"] > 0 for row in report["runs"])
+    assert [p["memory_format"] for p in report["profile"]] == ["contiguous", "channels_last"]
+    assert all(abs(sum(p["share"].values()) - 1) < 1e-6 for p in report["profile"])
+    assert 0 < report["equivalence"]["bfloat16"] < 0.1 and 0 < report["equivalence"]["float16"] < 0.1
+    assert (tmp_path / "unet_profile_contiguous.txt").is_file()
+
+
+def test_projection_from_records_takes_the_fastest_row_and_overlaps_pngs(tmp_path):
+    from gpu_generation import TABLE1_IMAGES, merged_records, projection
+
+    rates = {"features": {"device_resize": {"img_s": 500.0}}, "clip": {"image_img_s": 100.0, "text_per_s": 1000.0}}
+    (tmp_path / "a.json").write_text(json.dumps({"runs": [{"method": "sd_text", "config": "eager", "img_s": 2.0}],
+                                                 "png_per_core_s": 1.0, **rates}))
+    (tmp_path / "b.json").write_text(json.dumps({"runs": [{"method": "sd_text", "config": "compiled", "img_s": 4.0}],
+                                                 "png_per_core_s": 8.0}))
+    out = projection(merged_records([tmp_path / "a.json", tmp_path / "b.json"]))["sd_text"]
+    assert out["config"] == "compiled" and out["seconds"]["generation"] == TABLE1_IMAGES / 4.0
+    assert out["seconds"]["png"] == 0.0  # 8 PNGs/s per thread keep up with 4 images/s
+    expected = TABLE1_IMAGES * (1 / 4.0 + 1 / 100.0 + 1 / 1000.0 + 1 / 500.0) / 3600
+    assert abs(out["hours"] - expected) < 1e-9
+    (tmp_path / "c.json").write_text(json.dumps({"runs": []}))
+    with pytest.raises(SystemExit, match="no record has features, clip, png_per_core_s"):
+        merged_records([tmp_path / "c.json"])
