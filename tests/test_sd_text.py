@@ -174,7 +174,8 @@ def test_params_are_checked_and_name_their_key(pipeline_dir, tmp_path):
         SDText.prepare(tmp_path, SDText.check({"pretrained": str(tmp_path / "missing" / "pipe")}))
     defaults = SDText(tmp_path, {"pretrained": str(pipeline_dir)}).settings
     assert defaults == {"pretrained": str(pipeline_dir), "num_inference_steps": 20, "guidance_scale": 7.5,
-                        "scheduler": "ddim", "negative_prompt": "", "precision": "auto", "compile": "off"}
+                        "scheduler": "ddim", "negative_prompt": "", "precision": "auto", "memory_format": "contiguous",
+                        "compile": "off"}
 
 
 def test_prepare_records_the_folder_and_weight_hashes(pipeline_dir, tmp_path):
