@@ -3,6 +3,8 @@
 - ``world:<name>``: a mini-world model (``world:vae``, ``world:cond_clip``...) or the
   assembled mini Stable Diffusion pipeline (``world:mini_sd``);
 - ``trained:<artifact>``: weights a method trains (``ipbench.training.registry``);
+- ``shipped:<artifact>``: the shipped checkpoint of an artifact, verified, even while it is retrained
+  (what a continued training run starts from: the ``init_from`` setting);
 - ``data:train_set``: the mini world's rendered training set;
 - ``task:<task>``: a task's data folder (e.g. a subject's reference images);
 - ``weights:lpips_<net>``: the converted LPIPS weights;
@@ -82,10 +84,16 @@ class SourceTable:
     def resolve(self, value: str, key: str) -> Resolved:
         """The path and DAG inputs of source ``value``; ``key`` is the config key it came from, for errors."""
         prefix, sep, name = value.partition(":")
-        if not sep or prefix not in ("world", "trained", "data", "task", "weights"):
+        if not sep or prefix not in ("world", "trained", "shipped", "data", "task", "weights"):
             return Resolved(value, ())  # a local folder or a Hub id
         if prefix in ("world", "trained"):
             return self._artifact_source(prefix, name, key)
+        if prefix == "shipped":
+            if name not in self.artifacts or self.artifacts[name].per_subject:
+                raise ValueError(f"{key}: {value!r} names no single trainable artifact")
+            if not self._shipped_manifest(name).is_file():
+                raise ValueError(f"{key}: {value!r}: no shipped checkpoint ({self._shipped_manifest(name)} is missing)")
+            return Resolved(f"{self.checkpoints}/{name}", (f"{self.results}/checkpoints/{name}/verified.json",))
         if prefix == "data":
             if name != "train_set" or not self.world:
                 raise ValueError(f"{key}: {value!r} names no dataset (data:train_set needs the mini world)")

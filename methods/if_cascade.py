@@ -32,6 +32,7 @@ T5_DEFAULTS = {"steps": 3000, "batch_size": 512, "lr": 1e-3, "seed": 6, "caption
 STAGE_DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 5e-4, "seed": 7, "caption_dropout": 0.1,
                   "min_snr_gamma": 5.0, "ema_decay": 0.999, "caption_variants": 8, "architecture": {},
                   "low_resolution": 32, "max_noise_level": 500, "prediction_type": "v_prediction", "time_limit_s": None, "compile": False,
+                  "init_from": None,
                   "evaluation": {"n": 256, "guidance_scales": [1.0, 4.0, 7.0], "num_inference_steps": 20,
                                  "thresholding": [True, False], "noise_level": 100}}
 WORLD_INPUTS = {"train_set": "data:train_set", "shape_cnn": "world:shape_cnn"}
@@ -67,10 +68,12 @@ def _train_stage(stage, out_dir, inputs, settings, device, threads):
 
     settings = dict(settings)
     evaluation = settings.pop("evaluation")
+    settings.pop("init_from")  # a source: the DAG resolved it into inputs["init"]
     if stage == "base":
         settings.pop("max_noise_level")  # the base stage has no image input to augment
     data = load_npz(inputs["train_set"], workers=threads)
-    record = train_stage(out_dir, stage, inputs["text_encoder"], data, device=device, **settings)
+    record = train_stage(out_dir, stage, inputs["text_encoder"], data, device=device, init_dir=inputs.get("init"),
+                         **settings)
     validation = evaluate_stage(out_dir, inputs["text_encoder"], inputs["shape_cnn"], device=device, **evaluation)
     return {**record, "validation": validation}
 

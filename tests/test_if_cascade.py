@@ -246,3 +246,56 @@ def test_method_runs_on_full_if_folders_as_the_hub_ships_them(parts, tmp_path):
     with pytest.raises(ValueError, match="text_encoder must name the encoder"):
         IFCascade.prepare(model_dir, IFCascade.check({"text_encoder": None, "stage_1": str(parts["base"]),
                                                       "stage_2": str(second)}))
+
+
+def _as_trained_here(folder, text_dir, steps):
+    """``folder`` with the manifest the DAG's training rule writes (what init_from continues from)."""
+    from pathlib import Path
+
+    from ipbench.training.manifest import write_manifest
+
+    write_manifest(folder, "if_base", {"stopped_at_step": steps}, inputs={"text_encoder": str(text_dir)},
+                   settings={}, config_sha256="test", seconds=1.0, repo=Path("."))
+    return folder
+
+
+def test_a_stage_continues_from_its_saved_weights_and_counts_their_steps(parts, world_data, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    t5 = shutil.copytree(parts["t5"], tmp_path / "t5")
+    init = _as_trained_here(shutil.copytree(parts["base"], tmp_path / "init"), t5, steps=2)
+    out = tmp_path / "continued"
+    # lr 0: the continued weights must be the saved ones, so this checks that they were loaded.
+    record = cascade.train_stage(out, "base", t5, world_data, steps=3, batch_size=4, lr=0.0, device="cpu",
+                                 architecture=TINY_STAGE, caption_variants=2, init_dir=init)
+    assert record["init_from"]["steps_before"] == 2 and record["total_steps"] == 5
+    weights = "diffusion_pytorch_model.safetensors"
+    before, after = load_file(init / weights), load_file(out / weights)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    fresh = cascade.train_stage(tmp_path / "fresh", "base", t5, world_data, steps=1, batch_size=4, lr=0.0,
+                                device="cpu", architecture=TINY_STAGE, caption_variants=2, seed=1)
+    assert fresh["total_steps"] == 1 and not torch.equal(load_file(tmp_path / "fresh" / weights)["conv_in.weight"],
+                                                         before["conv_in.weight"])
+
+
+def test_a_continuation_of_another_stage_architecture_or_encoder_is_refused(parts, world_data, tmp_path):
+    import shutil
+
+    from ipbench.training.manifest import write_manifest
+
+    t5 = shutil.copytree(parts["t5"], tmp_path / "t5")
+    init = _as_trained_here(shutil.copytree(parts["base"], tmp_path / "init"), t5, steps=2)
+    train = dict(steps=1, batch_size=4, device="cpu", caption_variants=2, init_dir=init)
+    with pytest.raises(ValueError, match=r"init_from .*init: cascade.json has stage 'base', this run 'sr'"):
+        cascade.train_stage(tmp_path / "a", "sr", t5, world_data, architecture=TINY_STAGE, **train)
+    with pytest.raises(ValueError, match=r"init_from .*init: config.json has attention_head_dim 2"):
+        cascade.train_stage(tmp_path / "b", "base", t5, world_data, architecture={**TINY_STAGE, "attention_head_dim": 4},
+                            **train)
+    write_manifest(t5, "t5_text", {}, inputs={}, settings={"seed": 1}, config_sha256="other", seconds=1.0, repo=".")
+    with pytest.raises(ValueError, match=r"trained on the text encoder .*t5, whose manifest differs"):
+        cascade.train_stage(tmp_path / "c", "base", t5, world_data, architecture=TINY_STAGE, **train)
+    with pytest.raises(ValueError, match=r"init_from .*nowhere: no manifest.json"):
+        cascade.train_stage(tmp_path / "d", "base", t5, world_data, architecture=TINY_STAGE,
+                            **{**train, "init_dir": tmp_path / "nowhere"})

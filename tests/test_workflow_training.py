@@ -101,3 +101,28 @@ def test_retraining_the_mini_sd_and_judges_runs_through_the_training_rule(tmp_pa
 
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / RESULTS / "pipelines" / "mini_sd")
     assert pipe.unet.config.in_channels == 8 == pipe.vae.config.latent_channels
+
+
+def test_a_stage_continues_from_its_shipped_weights_through_the_training_rule(tmp_path):
+    """The IF stages' GPU path (init_from: shipped:if_base), one step on CPU: the shipped copy is verified
+    and loaded, and the new manifest names it and adds its steps."""
+    copy_code(tmp_path)
+    config = smoke_config()
+    config["world"]["train_set"] = {"n": 16, "seed": 0}
+    config["training"] = {"if_base": {"steps": 1, "batch_size": 2, "init_from": "shipped:if_base", "caption_variants": 1,
+                                      "evaluation": {"n": 2, "guidance_scales": [1.0], "num_inference_steps": 1,
+                                                     "thresholding": [True]}}}
+    config["retrain"] = "if_base"
+    target = f"{RESULTS}/trained/if_base/manifest.json"
+    result = snakemake(tmp_path, target, configfile=write_config(tmp_path, config, "continue.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = json.loads((tmp_path / target).read_text())
+    shipped = json.loads((tmp_path / "data" / "checkpoints" / "if_base" / "manifest.json").read_text())
+    assert manifest["inputs"]["init"]["sha256"] == hashlib.sha256(
+        (tmp_path / "data" / "checkpoints" / "if_base" / "manifest.json").read_bytes()).hexdigest()
+    lineage = manifest["training_result"]["init_from"]
+    assert lineage["steps_before"] == shipped["training_result"]["stopped_at_step"]
+    assert manifest["training_result"]["total_steps"] == lineage["steps_before"] + 1
+    config["training"]["if_base"]["init_from"] = "shipped:if_nothing"
+    result = snakemake(tmp_path, target, "--forcerun", "train_artifact", configfile=write_config(tmp_path, config, "bad.yaml"))
+    assert result.returncode != 0 and "artifact if_base setting init_from: 'shipped:if_nothing' names no single" in result.stderr

@@ -143,7 +143,7 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
                 min_snr_gamma: float | None = 5.0, ema_decay: float | None = 0.999, caption_variants: int = 8,
                 low_resolution: int = 32, max_noise_level: int = 500, prediction_type: str = "v_prediction",
                 time_limit_s: float | None = None, log_every: int = 100,
-                channels_last: bool | None = None, compile: bool = False) -> dict:
+                channels_last: bool | None = None, compile: bool = False, init_dir=None) -> dict:
     """Train the ``base`` (32x32 from text) or ``sr`` (64x64 from text and a 32x32 image) stage.
 
     Epsilon prediction on ``data["images"]`` (uint8 64x64 renders) with
@@ -158,6 +158,9 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     Min-SNR-gamma weighting, AdamW with warmup and cosine decay, EMA weights saved.
     ``channels_last`` (default: on CUDA) and ``compile`` (``torch.compile`` of the UNet: its first steps
     compile) are speed settings (benchmarks/cascade_train_speed.py).
+    ``init_dir``: a stage trained here to continue from (same stage, architecture and text encoder;
+    checked by :func:`continued_from`): its saved (EMA) weights start the UNet, while the optimizer, the
+    EMA and the warmup-cosine schedule start afresh. The record's ``total_steps`` adds its steps.
     """
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from diffusers.training_utils import EMAModel
@@ -183,7 +186,13 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
     if channels_last is None:
         channels_last = device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    unet = UNet2DConditionModel(**config).to(device, memory_format=memory_format).train()
+    facts = {"stage": stage, "text_encoder": json.loads((Path(text_dir) / "config.json").read_text())
+                   .get("model_type"), "low_resolution": low_resolution, "resolution": config["sample_size"]
+                   if stage == "sr" else low_resolution, "max_noise_level": max_noise_level if stage == "sr" else None,
+                   "prediction_type": prediction_type}
+    lineage = continued_from(init_dir, facts, config, text_dir) if init_dir else {"steps_before": 0}
+    unet = (UNet2DConditionModel.from_pretrained(init_dir, dtype=torch.float32) if init_dir
+            else UNet2DConditionModel(**config)).to(device, memory_format=memory_format).train()
     if compile:
         unet.compile()  # in place: the parameters and the saved state dict keep their names
     ema = EMAModel(unet.parameters(), decay=ema_decay, foreach=True) if ema_decay else None
@@ -227,15 +236,47 @@ def train_stage(out_dir, stage: str, text_dir, data: dict, steps: int, batch_siz
         ema.copy_to(unet.parameters())
     out_dir = Path(out_dir)
     save_half(unet.eval(), out_dir)
-    stage_facts = {"stage": stage, "text_encoder": json.loads((Path(text_dir) / "config.json").read_text())
-                   .get("model_type"), "low_resolution": low_resolution, "resolution": config["sample_size"]
-                   if stage == "sr" else low_resolution, "max_noise_level": max_noise_level if stage == "sr" else None,
-                   "prediction_type": prediction_type}
-    (out_dir / STAGE_FILE).write_text(json.dumps(stage_facts, indent=2))
-    return {**stage_facts, **run.record(), "batch_size": batch_size, "lr": lr, "seed": seed,
+    (out_dir / STAGE_FILE).write_text(json.dumps(facts, indent=2))
+    record = run.record()
+    return {**facts, **record, "init_from": lineage, "total_steps": lineage["steps_before"] + record["stopped_at_step"],
+            "batch_size": batch_size, "lr": lr, "seed": seed,
             "caption_dropout": caption_dropout, "min_snr_gamma": min_snr_gamma, "ema_decay": ema_decay,
             "caption_variants": caption_variants, "n_captions": len(texts), "n_images": len(pixels),
             "parameters": parameter_count(unet)}
+
+
+def continued_from(init_dir, facts: dict, config: dict, text_dir) -> dict:
+    """What a continued run starts from: the earlier run's commit and steps, after checking that it is the
+    same stage, on the same architecture and on the very text encoder (its manifest's sha256), so the
+    continuation trains the model it claims to. A mismatch is an error naming ``init_dir`` and the key."""
+    from ipbench.training.manifest import MANIFEST
+    from metrics.weights import sha256_file
+
+    init_dir = Path(init_dir)
+    manifest_path = init_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise ValueError(f"init_from {init_dir}: no {MANIFEST} (continue only from a stage trained here)")
+    manifest = json.loads(manifest_path.read_text())
+    saved_facts = stage_facts(init_dir)
+    for key in ("stage", "text_encoder", "low_resolution", "resolution", "prediction_type"):
+        if saved_facts.get(key) != facts[key]:
+            raise ValueError(f"init_from {init_dir}: {STAGE_FILE} has {key} {saved_facts.get(key)!r}, this run {facts[key]!r}")
+    saved = json.loads((init_dir / "config.json").read_text())
+    for key, value in config.items():
+        if key in saved and _plain(saved[key]) != _plain(value):
+            raise ValueError(f"init_from {init_dir}: config.json has {key} {saved[key]!r}, this run's architecture {value!r}")
+    encoder = manifest.get("inputs", {}).get("text_encoder", {})
+    text_manifest = Path(text_dir) / MANIFEST
+    if text_manifest.is_file() and encoder.get("sha256") != sha256_file(text_manifest):
+        raise ValueError(f"init_from {init_dir}: it was trained on the text encoder {encoder.get('file') or encoder.get('folder')}, whose "
+                         f"manifest differs from {text_manifest} (retrain the stage from scratch: init_from null)")
+    result = manifest.get("training_result", {})
+    return {"path": str(init_dir), "git": manifest.get("git", {}).get("commit"),
+            "steps_before": result.get("total_steps", result.get("stopped_at_step", 0))}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value  # JSON keeps tuples as lists
 
 
 # ---------------------------------------------------------------- stage folders

@@ -163,9 +163,14 @@ def artifact_settings(name):
 
 
 def artifact_sources(name):
-    """{role: Resolved} of the sources an artifact trains from (per-subject data comes from its task folder)."""
-    return {role: SOURCES.resolve(source, f"artifact {name} input {role}")
-            for role, source in ARTIFACTS[name].inputs.items()}
+    """{role: Resolved} of the sources an artifact trains from (per-subject data comes from its task folder);
+    a training setting ``init_from`` (weights to continue from, e.g. shipped:if_base) is the role ``init``."""
+    sources = dict(ARTIFACTS[name].inputs)
+    init = artifact_settings(name).get("init_from")
+    if init:
+        sources["init"] = init
+    return {role: SOURCES.resolve(source, f"artifact {name} " + ("setting init_from" if role == "init" else f"input {role}"))
+            for role, source in sources.items()}
 
 
 def train_inputs(wc):
