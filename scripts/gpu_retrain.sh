@@ -7,7 +7,13 @@
 # training job's params, so a second call with another list retrains what the first one finished.
 # With OUT set (the device tool's output folder), each artifact is packed into $OUT/<name>.tgz as soon
 # as its manifest exists, so a call that runs out of time still returns what finished.
+# IPBENCH_CALL_SECONDS (the seconds this script may run, e.g. the device call's limit less its margin)
+# sets IPBENCH_TRAIN_DEADLINE: every training loop stops IPBENCH_AFTER_TRAINING_S (default 90: evaluation,
+# manifest, packing) before it, whatever its time_limit_s, so the manifests are written inside the call.
+# Two calls of 2026-12-02 without it ended with nothing: their time limits plus the data build and the
+# evaluations came to more than the call (benchmarks/records/2026-12-02-h200-if-continued).
 set -euo pipefail
+started=$(date +%s)
 cd "$(dirname "$0")/.."
 artifacts=$1
 shift
@@ -28,6 +34,9 @@ if [[ -n ${OUT:-} ]]; then
     (while true; do pack_finished; sleep 5; done) &
     packer=$!
     trap 'kill $packer 2>/dev/null; pack_finished' EXIT
+fi
+if [[ -n ${IPBENCH_CALL_SECONDS:-} ]]; then
+    export IPBENCH_TRAIN_DEADLINE=$((started + IPBENCH_CALL_SECONDS - ${IPBENCH_AFTER_TRAINING_S:-90}))
 fi
 export IPBENCH_JOBS_PER_GPU=${IPBENCH_JOBS_PER_GPU:-6}
 cards=$(nvidia-smi -L | wc -l)

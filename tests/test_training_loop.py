@@ -56,3 +56,31 @@ def test_the_time_limit_covers_the_preparation_and_stops_the_run(monkeypatch):
     # 14 s were left after the preparation; each step reads the clock twice (finished, set_lr).
     assert record["stopped_at_step"] == 6
     assert record["train_seconds"] == pytest.approx(14.0)
+
+
+class WallClock(FakeClock):
+    """FakeClock with a unix time too (the lease deadline is one)."""
+
+    def time(self):
+        return 1_000_000.0 + self.now
+
+
+def test_a_lease_deadline_shortens_the_time_limit_and_stops_the_run_in_time(monkeypatch):
+    clock = WallClock()
+    monkeypatch.setattr(loop, "time", clock)
+    weight = torch.nn.Parameter(torch.tensor([1.0]))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    monkeypatch.setenv(loop.DEADLINE_ENV, str(clock.time() + 10))  # sooner than the 20 s limit
+    run = loop.TrainingSteps("test", optimizer, [weight], 0.1, 10_000, clock.perf_counter(), "cpu", time_limit_s=20)
+    for _ in run:
+        run.update((weight ** 2).sum())
+    record = run.record()
+    assert record["train_time_limit_s"] == pytest.approx(8.0)  # two clock reads went to setting up
+    assert record["train_seconds"] <= 10.0 and record["stopped_at_step"] < 10
+    monkeypatch.setenv(loop.DEADLINE_ENV, str(clock.time() + 1000))  # later than the limit: the limit holds
+    assert loop.lease_limit(20.0) == 20.0 and loop.lease_limit(None) == pytest.approx(1000.0)
+    monkeypatch.setenv(loop.DEADLINE_ENV, "soon")
+    with pytest.raises(ValueError, match=r"\$IPBENCH_TRAIN_DEADLINE='soon': expected a unix time"):
+        loop.lease_limit(20.0)
+    monkeypatch.delenv(loop.DEADLINE_ENV)
+    assert loop.lease_limit(20.0) == 20.0

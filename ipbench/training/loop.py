@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,15 +34,34 @@ def save_half(model, out_dir: Path) -> None:
     model.to(torch.float32)
 
 
+DEADLINE_ENV = "IPBENCH_TRAIN_DEADLINE"
+
+
+def lease_limit(time_limit_s: float | None) -> float | None:
+    """``time_limit_s``, shortened to the seconds left before ``$IPBENCH_TRAIN_DEADLINE`` (unix time) where that
+    is set: scripts/gpu_retrain.sh sets it from the device call's length, less the time that evaluating and
+    packing need, so training stops in time for its manifest to be written inside the call."""
+    value = os.environ.get(DEADLINE_ENV)
+    if not value:
+        return time_limit_s
+    try:
+        left = max(float(value) - time.time(), 1.0)
+    except ValueError:
+        raise ValueError(f"${DEADLINE_ENV}={value!r}: expected a unix time in seconds") from None
+    return left if time_limit_s is None else min(time_limit_s, left)
+
+
 class ProgressSchedule:
     """Linear warmup, then cosine decay over training *progress*: the larger of steps done / ``steps``
-    and time used / ``time_limit_s``. A run that the time limit stops early still ends at a decayed
-    learning rate, so stopping (recorded as ``stopped_at_step``) costs steps, not a cut-short schedule.
+    and time used / ``time_limit_s`` (shortened by a lease deadline: :func:`lease_limit`). A run that the
+    time limit stops early still ends at a decayed learning rate, so stopping (recorded as
+    ``stopped_at_step``) costs steps, not a cut-short schedule.
     """
 
     def __init__(self, optimizer, lr: float, steps: int, time_limit_s: float | None = None,
                  warmup: int | None = None):
-        self.optimizer, self.lr, self.steps, self.time_limit_s = optimizer, lr, max(steps, 1), time_limit_s
+        self.optimizer, self.lr, self.steps = optimizer, lr, max(steps, 1)
+        self.time_limit_s = lease_limit(time_limit_s)
         self.warmup = max(1, min(500, steps // 20) if warmup is None else warmup)
         self.started = time.perf_counter()
 
@@ -122,6 +142,7 @@ class TrainingSteps:
     def record(self) -> dict:
         history = self.history
         return {"steps": self.steps, "stopped_at_step": self.stopped_at_step,
+                "train_time_limit_s": self.schedule.time_limit_s,  # after preparation and a lease deadline
                 "prepare_seconds": self.prepare_seconds, "train_seconds": self.train_seconds,
                 "seconds_per_step": self.train_seconds / max(self.stopped_at_step, 1),
                 "steady_seconds_per_step": self.steady_seconds_per_step, "device": str(self.device),
