@@ -35,6 +35,7 @@ from ipbench.diffusion import fast  # noqa: E402
 from ipbench.diffusion.ip_adapter import new_adapter_state, save_adapter  # noqa: E402
 from ipbench.imageset import generate_shard, png_bytes  # noqa: E402
 from metrics import fid, inception  # noqa: E402
+from metrics.images import DECODERS, load_rgb  # noqa: E402
 from methods import get_method  # noqa: E402
 
 PARTS = ("generation", "ablation", "profile", "equivalence", "features", "clip", "compile")
@@ -46,6 +47,10 @@ KERNEL_KINDS = (("attention", ("flash", "fmha", "sdpa", "attention", "softmax", 
                 ("normalisation", ("norm", "moments", "fusedparams", "welford")),
                 ("layout copies", ("copy", "nchw", "nhwc", "transpose", "permute")),
                 ("elementwise", ("elementwise", "silu", "gelu", "add", "mul", "reduce", "cat", "triton")))
+# Each compiled change alone where it can be: the compile, then fused projections, then inductor's tuning too;
+# ip_adapter's own processors cannot be fused (fast.fuse_qkv_projections refuses them).
+DEFAULT_COMPILE_RUNS = ("sd_text:default", "sd_text:default+fuse_qkv", "sd_text:default+tuning+fuse_qkv",
+                        "ip_adapter:default+tuning")
 TABLE1_IMAGES = 20_000  # IP-Adapter Table 1: COCO val2017 5,000 captions x 4 images per method
 SD15_UNET = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
                  layers_per_block=2, sample_size=64)
@@ -101,6 +106,18 @@ def build_pipeline(folder: Path, dry: bool, size: int | None = None, image_encod
     return folder / "sd"
 
 
+def compile_run(text: str) -> dict:
+    """``METHOD:MODE[+tuning][+fuse_qkv]`` -> the method and its fast-path params."""
+    method, _, variant = text.partition(":")
+    mode, *flags = variant.split("+")
+    if method not in ("sd_text", "ip_adapter") or mode not in fast.COMPILE_MODES or not set(flags) <= {"tuning", "fuse_qkv"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sd_text|ip_adapter:MODE[+tuning][+fuse_qkv], MODE one of "
+                                         f"{', '.join(fast.COMPILE_MODES)}")
+    config = " + ".join(["harness bfloat16"] + [f"compile {mode}"] * (mode != "off") + flags)
+    return {"label": text, "method": method, "config": config,
+            "params": {"compile": mode, "compile_tuning": "tuning" in flags, "fuse_qkv": "fuse_qkv" in flags}}
+
+
 def matmul_tflops(device: torch.device, n: int) -> float:
     """bf16 n x n x n products on random data: the median TFLOP/s of ten after three warm-ups."""
     a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
@@ -123,7 +140,7 @@ def unet_flops_per_image(pipe, device) -> float:
     return float(counter.get_total_flops())
 
 
-def unet_equivalence(folder: Path, device, precision: str, compile_mode: str = "off") -> float:
+def unet_equivalence(folder: Path, device, precision: str, compile_mode: str = "off", **options) -> float:
     """Relative L2 of the fast UNet's output against the eager fp32 UNet's on fresh random inputs."""
     from diffusers import StableDiffusionPipeline
 
@@ -138,7 +155,7 @@ def unet_equivalence(folder: Path, device, precision: str, compile_mode: str = "
     with torch.inference_mode():
         expected = reference.unet(latents, torch.tensor(700, device=device), encoder_hidden_states=states).sample
         del reference
-        pipe = fast.accelerate(load(), device, precision, compile_mode)
+        pipe = fast.accelerate(load(), device, precision, compile_mode, **options)
         ours = pipe.unet(latents, torch.tensor(700, device=device), encoder_hidden_states=states).sample
     assert ours.dtype == torch.float32
     return float((ours.double() - expected.double()).norm() / expected.double().norm())
@@ -241,14 +258,24 @@ def feature_rates(device, args, scratch: Path) -> dict:
     paths = unique * args.png_repeats  # decoded again each time: the loader's real work
     bare = bare_forward_rate(model, paths, device, args.feature_batch)
     out = {"weights": weights, "bare_img_s": bare, "n": len(paths), "png_size": args.png_size}
-    # Where the time goes: the loader alone (decode in the workers, collate, pinning), and the device
-    # alone (decoded pixels already in pinned memory: copy, resize, forward).
-    loader = torch.utils.data.DataLoader(inception._ImageFiles(paths, resize=False), batch_size=args.feature_batch,
-                                         num_workers=args.workers, collate_fn=inception._collate,
-                                         pin_memory=device.type == "cuda")
-    started = time.perf_counter()
-    decoded = [pixels for pixels, _ in loader]
-    out["loader_only_img_s"] = len(paths) / (time.perf_counter() - started)
+    # Where the time goes: one process decoding (libspng, the default for plain RGB PNGs, and PIL), the
+    # loader alone (decode in the workers, collate, pinning) at two worker counts, and the device alone
+    # (decoded pixels already in pinned memory: copy, resize, forward).
+    for decoder in DECODERS:
+        started = time.perf_counter()
+        for path in unique:
+            load_rgb(path, decoder)
+        out[f"decode_ms_{decoder}"] = (time.perf_counter() - started) / len(unique) * 1e3
+    for decoder in DECODERS:
+        for workers in sorted({max(1, args.workers // 2), args.workers}):
+            loader = torch.utils.data.DataLoader(
+                inception._ImageFiles(paths, resize=False, decoder=decoder), batch_size=args.feature_batch,
+                num_workers=workers, collate_fn=inception._collate, pin_memory=device.type == "cuda")
+            started = time.perf_counter()
+            decoded = [pixels for pixels, _ in loader]
+            out.setdefault("loader_only", {})[f"{decoder} {workers} workers"] = len(paths) / (
+                time.perf_counter() - started)
+    out["loader_only_img_s"] = out["loader_only"][f"auto {args.workers} workers"]
     decoded = decoded[: max(1, len(unique) // args.feature_batch)]
 
     def device_only():
@@ -363,7 +390,11 @@ def table(report: dict) -> str:
                   f"PIL in the loader {features['pil_resize']['img_s']:.1f} ({features['pil_resize']['ratio_to_bare']:.0%}); "
                   f"features max rel diff {features['features_max_rel_diff']:.1e}, FID rel diff {features['fid_rel_diff']:.1e}; "
                   f"the loader alone {features['loader_only_img_s']:.1f}, the device alone "
-                  f"{features['device_only_img_s']:.1f} img/s."]
+                  f"{features['device_only_img_s']:.1f} img/s.", "",
+                  "One process decodes a PNG in " + ", ".join(
+                      f"{features[f'decode_ms_{d}']:.2f} ms ({d})" for d in DECODERS if f"decode_ms_{d}" in features)
+                  + "; the loader alone: " + ", ".join(
+                      f"{name} {rate:.0f} img/s" for name, rate in features.get("loader_only", {}).items())]
     if "equivalence" in report:
         lines += ["", "UNet relative L2 against eager fp32: " + ", ".join(
             f"{name} {value:.2e}" for name, value in report["equivalence"].items())]
@@ -387,11 +418,11 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--batches", type=int, default=1, help="timed batches per configuration")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 64])
-    parser.add_argument("--compile", nargs="+", default=["default", "max-autotune-no-cudagraphs"],
-                        choices=fast.COMPILE_MODES,
-                        help="torch.compile modes measured last, in order, at the largest batch ('off' skips them)")
+    parser.add_argument("--compile-runs", nargs="+", type=compile_run, metavar="METHOD:MODE[+tuning][+fuse_qkv]",
+                        default=[compile_run(run) for run in DEFAULT_COMPILE_RUNS],
+                        help="compiled harness runs measured last, in order, at the largest batch (the part 'compile')")
     parser.add_argument("--budget-s", type=float, default=400,
-                        help="seconds for the whole run: a compile mode starts only with 150 s left")
+                        help="seconds for the whole run: a compiled run starts only with 150 s left")
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/records"))
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
@@ -403,8 +434,9 @@ def main() -> None:
     if args.project:
         print(json.dumps(projection(merged_records(args.project)), indent=1))
         return
-    if args.dry:
-        args.steps, args.batch_sizes, args.compile = 2, [2], ["off"]
+    if args.dry:  # no compile on a CPU (minutes of C++ builds), but the fusion runs
+        args.steps, args.batch_sizes = 2, [2]
+        args.compile_runs = [compile_run("sd_text:off+fuse_qkv")]
     args.size = 64 if args.dry else 512
     args.png_size, args.png_files, args.png_repeats = (64, 4, 1) if args.dry else (512, 256, 12)
     args.feature_batch, args.clip_n = (2, 4) if args.dry else (64, 512)
@@ -475,24 +507,29 @@ def main() -> None:
             save(report, out)
             print(table(report), flush=True)
         report["compile"] = {} if "compile" in args.parts else "not asked for"
-        for mode in args.compile if "compile" in args.parts else []:
-            if mode == "off" or time.perf_counter() - started > args.budget_s - 150:
-                report["compile"][mode] = f"skipped ({time.perf_counter() - started:.0f} s elapsed)"
+        measured = []  # (run, its row)
+        for run in args.compile_runs if "compile" in args.parts else []:
+            elapsed = time.perf_counter() - started
+            if elapsed > args.budget_s - 150:
+                report["compile"][run["label"]] = f"skipped ({elapsed:.0f} s elapsed)"
                 continue
-            row = harness("sd_text", scratch, scratch, device, largest, args, compile=mode)
+            row = harness(run["method"], scratch, scratch, device, largest, args, **run["params"])
             row["compile_s"] = row["warmup_s"]  # the warm-up call compiles
-            record("sd_text", f"harness bfloat16 + compile {mode}", largest, row)
-            report["compile"][mode] = "measured"
+            record(run["method"], run["config"], largest, row)
+            report["compile"][run["label"]] = "measured"
+            measured.append((run, row))
             if "projection" in report:
                 report["projection"] = projection(report)
-        measured = [m for m, state in report["compile"].items() if state == "measured"] if isinstance(
-            report["compile"], dict) else []
-        if "equivalence" in args.parts and not measured:  # the compiled UNet's equivalence alone
-            measured = [mode for mode in args.compile if mode != "off"][:1]
-        if measured and time.perf_counter() - started < args.budget_s - 150:
-            mode = measured[0]
-            report.setdefault("equivalence", {})[f"bfloat16 + compile {mode}"] = unet_equivalence(
-                folder, device, "bfloat16", mode)
+        # The UNet's equivalence at the fastest sd_text run's settings (or the first asked for, with 'equivalence').
+        candidates = sorted((run for run, row in measured if run["method"] == "sd_text"),
+                            key=lambda run: -next(row["img_s"] for r, row in measured if r is run))
+        if not candidates and "equivalence" in args.parts:
+            candidates = [run for run in args.compile_runs if run["method"] == "sd_text"][:1]
+        if candidates and time.perf_counter() - started < args.budget_s - 150:
+            run = candidates[0]
+            report.setdefault("equivalence", {})[run["config"].removeprefix("harness ")] = unet_equivalence(
+                folder, device, "bfloat16", run["params"]["compile"], fuse_qkv=run["params"]["fuse_qkv"],
+                compile_tuning=run["params"]["compile_tuning"])
     report["total_s"] = time.perf_counter() - started
     save(report, out)
     print(table(report) if "projection" in report else json.dumps(report, indent=1, default=str), flush=True)

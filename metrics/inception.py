@@ -103,18 +103,20 @@ def preprocess_on(images, device: torch.device) -> torch.Tensor:
 
 
 class _ImageFiles(torch.utils.data.Dataset):
-    """Decodes (and with ``resize``, preprocesses) one file; a bad file comes back as its ImageError."""
+    """Decodes (and with ``resize``, preprocesses) one file; a bad file comes back as its ImageError.
+    ``decoder`` is load_rgb's (benchmarks compare "pil" with the default)."""
 
-    def __init__(self, paths, resize: bool = True):
+    def __init__(self, paths, resize: bool = True, decoder: str = "auto"):
         self.paths = list(paths)
         self.resize = resize
+        self.decoder = decoder
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, index):
         try:
-            loaded = load_rgb(self.paths[index])
+            loaded = load_rgb(self.paths[index], self.decoder)
         except ImageError as err:
             return err
         pixels = preprocess(loaded.array) if self.resize else torch.from_numpy(loaded.array)

@@ -30,18 +30,23 @@ def test_profile_sorts_kernels_by_what_they_compute(name, kind):
 
 def test_dry_run_measures_every_cpu_part(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/gpu_generation.py", "--dry", "--parts", "ablation", "profile",
-                           "equivalence", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
+                           "equivalence", "features", "compile", "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_generation_dry.json").read_text())
     configs = [(row["method"], row["config"]) for row in report["runs"]]
     assert configs == [("sd_text", "harness bfloat16 contiguous"), ("sd_text", "harness bfloat16 channels_last"),
-                       ("ip_adapter", "harness bfloat16 contiguous")]
+                       ("ip_adapter", "harness bfloat16 contiguous"), ("sd_text", "harness bfloat16 + fuse_qkv")]
     assert all(row["img_s"] > 0 for row in report["runs"])
     assert [p["memory_format"] for p in report["profile"]] == ["contiguous", "channels_last"]
     assert all(abs(sum(p["share"].values()) - 1) < 1e-6 for p in report["profile"])
     assert 0 < report["equivalence"]["bfloat16"] < 0.1 and 0 < report["equivalence"]["float16"] < 0.1
+    assert 0 < report["equivalence"]["bfloat16 + fuse_qkv"] < 0.1  # the fastest variant's UNet, checked too
     assert (tmp_path / "unet_profile_contiguous.txt").is_file()
+    features = report["features"]
+    assert features["features_max_rel_diff"] == 0 and features["fid_rel_diff"] == 0  # GPU-style resize == PIL's
+    assert features["decode_ms_auto"] > 0 and features["decode_ms_pil"] > 0
+    assert set(features["loader_only"]) == {"auto 1 workers", "auto 2 workers", "pil 1 workers", "pil 2 workers"}
 
 
 def test_projection_from_records_takes_the_fastest_row_and_overlaps_pngs(tmp_path):

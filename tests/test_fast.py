@@ -80,3 +80,47 @@ def test_unknown_settings_are_refused(parts):
         fast.resolve_precision("int8", "cpu")
     with pytest.raises(ValueError, match="compile mode"):
         fast.accelerate(Pipe(*parts), "cpu", compile_mode="fastest")
+
+
+def test_fused_qkv_projections_compute_the_same_unet(parts):
+    unet, vae = parts
+    pipe = fast.accelerate(Pipe(unet, vae), "cpu", "float32", fuse_qkv=True)
+    fused = [m for m in pipe.unet.modules() if getattr(m, "fused_projections", False)]
+    assert fused and {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"FusedAttnProcessor2_0"}
+    generator = torch.Generator().manual_seed(2)
+    size, width = unet.config.sample_size, unet.config.cross_attention_dim
+    latents = torch.randn(2, unet.config.in_channels, size, size, generator=generator)
+    states = torch.randn(2, 16, width, generator=generator)
+    with torch.inference_mode():
+        expected = unet(latents, torch.tensor(300), encoder_hidden_states=states).sample
+        ours = pipe.unet(latents, torch.tensor(300), encoder_hidden_states=states).sample
+    assert relative_l2(ours, expected) < 1e-5  # the same sums, summed in another order at most
+
+
+def test_fusing_refuses_to_drop_an_ip_adapter(parts):
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
+
+    pipe = Pipe(*parts)
+    processors = dict(pipe.unet.attn_processors)
+    name = next(key for key in processors if key.endswith("attn2.processor"))
+    attention = pipe.unet.get_submodule(name.removesuffix(".processor"))
+    processors[name] = IPAdapterAttnProcessor2_0(attention.inner_dim, attention.cross_attention_dim)
+    pipe.unet.set_attn_processor(processors)
+    with pytest.raises(ValueError, match="fuse_qkv replaces the UNet's attention processors; IPAdapterAttnProcessor2_0"):
+        fast.accelerate(pipe, "cpu", fuse_qkv=True)
+
+
+def test_compile_tuning_sets_inductor_options_only_when_compiling_and_an_untuned_compile_puts_them_back(
+        parts, monkeypatch):
+    import torch._inductor.config as inductor
+
+    untuned = {key: not value for key, value in fast.COMPILE_TUNING.items()}
+    for key, value in untuned.items():
+        monkeypatch.setattr(inductor, key, value)  # restored after the test
+    monkeypatch.setattr(fast, "_untuned", {})
+    fast.accelerate(Pipe(*parts), "cpu", compile_tuning=True)  # no compile: nothing to tune
+    assert {key: getattr(inductor, key) for key in untuned} == untuned
+    fast.accelerate(Pipe(*parts), "cpu", compile_mode="default", compile_tuning=True)  # lazy: compiles nothing yet
+    assert {key: getattr(inductor, key) for key in untuned} == fast.COMPILE_TUNING
+    fast.accelerate(Pipe(*parts), "cpu", compile_mode="default")
+    assert {key: getattr(inductor, key) for key in untuned} == untuned

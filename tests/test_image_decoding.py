@@ -75,3 +75,61 @@ def test_float_images_are_refused_with_the_reason(tmp_path):
     Image.fromarray(np.full((2, 2), 0.5, dtype=np.float32), "F").save(path)
     with pytest.raises(ImageError, match=r"f.tif: .*mode F .*no defined value range"):
         load_rgb(path)
+
+
+def _spng_calls(monkeypatch):
+    """Count the calls of libspng's decoder, so a test knows which path read the file."""
+    import metrics.images as images
+
+    calls = []
+    real = images.pyspng.load
+    monkeypatch.setattr(images.pyspng, "load", lambda data, fmt=None: calls.append(fmt) or real(data, fmt))
+    return calls
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (64, 64), (300, 211)])
+def test_plain_rgb_pngs_decode_through_libspng_exactly_as_pil_reads_them(tmp_path, monkeypatch, shape):
+    rng = np.random.default_rng(sum(shape))
+    noise = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    smooth = np.clip(np.cumsum(rng.integers(-3, 4, (*shape, 3)), axis=1) + 128, 0, 255).astype(np.uint8)
+    calls = _spng_calls(monkeypatch)
+    for index, pixels in enumerate((noise, smooth)):
+        for level in (0, 1, 6, 9):  # different filters and deflate streams
+            path = _save(tmp_path, Image.fromarray(pixels), f"{index}_{level}.png", compress_level=level)
+            fast, pil = load_rgb(path), load_rgb(path, decoder="pil")
+            assert np.array_equal(fast.array, pixels) and np.array_equal(pil.array, pixels)
+            assert fast.array.dtype == np.uint8 and fast.converted_from is None
+    assert calls == ["RGB"] * 8
+
+
+def test_pngs_with_an_orientation_a_transparent_colour_or_another_mode_go_through_pil(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin
+
+    pixels = np.zeros((2, 3, 3), dtype=np.uint8)
+    pixels[0, 0] = 255
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    calls = _spng_calls(monkeypatch)
+    rotated = load_rgb(_save(tmp_path, image, "exif.png", exif=exif))
+    assert rotated.array.shape == (3, 2, 3) and "EXIF orientation 6" in rotated.converted_from
+    keyed = load_rgb(_save(tmp_path, image, "trns.png", transparency=(255, 255, 255)))
+    assert np.array_equal(keyed.array, pixels)  # PIL's mode RGB keeps the keyed colour as it is
+    grey = load_rgb(_save(tmp_path, Image.fromarray(pixels[..., 0], "L"), "grey.png"))
+    assert grey.converted_from.startswith("L")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "ancillary chunks do not change the pixels")
+    commented = load_rgb(_save(tmp_path, image, "text.png", pnginfo=info))
+    assert np.array_equal(commented.array, pixels)
+    assert calls == ["RGB"]  # only the last one is a plain RGB PNG
+
+
+def test_a_truncated_png_fails_naming_the_file_whichever_decoder(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    path = _save(tmp_path, Image.fromarray(pixels), "cut.png")
+    path.write_bytes(path.read_bytes()[:-200])
+    for decoder in ("auto", "pil"):
+        with pytest.raises(ImageError, match=r"cut.png: corrupt, truncated"):
+            load_rgb(path, decoder=decoder)
+    with pytest.raises(ValueError, match="decoder 'spng' is not one of auto, pil"):
+        load_rgb(path, decoder="spng")

@@ -29,6 +29,9 @@ SD_PARAMS = {
     "memory_format": Param("contiguous", str, choices=fast.MEMORY_FORMATS,
                            help="of the reduced-precision UNet and VAE (channels_last measured slower on an H200)"),
     "compile": Param("off", str, choices=fast.COMPILE_MODES, help="torch.compile mode of the UNet (CUDA)"),
+    "compile_tuning": Param(False, bool, help="inductor options of diffusers' speed recipe for the compile "
+                                              "(ipbench/diffusion/fast.py COMPILE_TUNING)"),
+    "fuse_qkv": Param(False, bool, help="one projection matrix per attention's q, k, v (plain SDPA processors only)"),
 }
 
 
@@ -58,7 +61,8 @@ class DiffusersMethod(Method):
             self.setup(pipe)
             # After setup, so that add-ons (adapters, LoRA) run in the UNet's precision too.
             self._pipe = fast.accelerate(pipe, self.device, self.settings["precision"], self.settings["compile"],
-                                         self.settings["memory_format"])
+                                         self.settings["memory_format"], self.settings["fuse_qkv"],
+                                         self.settings["compile_tuning"])
         return self._pipe
 
     def setup(self, pipe) -> None:
