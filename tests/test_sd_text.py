@@ -175,7 +175,7 @@ def test_params_are_checked_and_name_their_key(pipeline_dir, tmp_path):
     defaults = SDText(tmp_path, {"pretrained": str(pipeline_dir)}).settings
     assert defaults == {"pretrained": str(pipeline_dir), "num_inference_steps": 20, "guidance_scale": 7.5,
                         "scheduler": "ddim", "negative_prompt": "", "precision": "auto", "memory_format": "contiguous",
-                        "compile": "off"}
+                        "compile": "off", "compile_tuning": False, "fuse_qkv": False}
 
 
 def test_prepare_records_the_folder_and_weight_hashes(pipeline_dir, tmp_path):
