@@ -35,7 +35,7 @@ from ipbench.diffusion import fast  # noqa: E402
 from ipbench.diffusion.ip_adapter import new_adapter_state, save_adapter  # noqa: E402
 from ipbench.imageset import generate_shard, png_bytes  # noqa: E402
 from metrics import fid, inception  # noqa: E402
-from metrics.images import DECODERS, load_rgb  # noqa: E402
+from metrics.images import load_rgb  # noqa: E402
 from methods import get_method  # noqa: E402
 
 PARTS = ("generation", "ablation", "profile", "equivalence", "features", "clip", "compile")
@@ -258,25 +258,30 @@ def feature_rates(device, args, scratch: Path) -> dict:
     paths = unique * args.png_repeats  # decoded again each time: the loader's real work
     bare = bare_forward_rate(model, paths, device, args.feature_batch)
     out = {"weights": weights, "bare_img_s": bare, "n": len(paths), "png_size": args.png_size}
-    # Where the time goes: one process decoding (libspng, the default for plain RGB PNGs, and PIL), the
-    # loader alone (decode in the workers, collate, pinning) at two worker counts, and the device alone
-    # (decoded pixels already in pinned memory: copy, resize, forward).
-    for decoder in DECODERS:
+    # Where the time goes: one thread decoding; the loader alone (decode, collate, pinning), as DataLoader
+    # worker processes and as the decoding threads of the device path; and the device alone (decoded pixels
+    # already in pinned memory: copy, resize, forward). Batches are dropped as they come, as the feature
+    # loop drops them.
+    started = time.perf_counter()
+    for path in unique:
+        load_rgb(path)
+    out["decode_ms"] = (time.perf_counter() - started) / len(unique) * 1e3
+    pin = device.type == "cuda"
+    loaders = {f"processes {args.workers}": lambda: torch.utils.data.DataLoader(
+        inception._ImageFiles(paths, resize=False), batch_size=args.feature_batch, num_workers=args.workers,
+        collate_fn=inception._collate, pin_memory=pin)}
+    for threads in sorted({max(1, args.workers // 2), args.workers, 2 * args.workers}):
+        loaders[f"threads {threads}"] = lambda threads=threads: inception.decoded_batches(
+            paths, args.feature_batch, threads, pin_memory=pin)
+    out["loader_only"] = {}
+    for name, make in loaders.items():
         started = time.perf_counter()
-        for path in unique:
-            load_rgb(path, decoder)
-        out[f"decode_ms_{decoder}"] = (time.perf_counter() - started) / len(unique) * 1e3
-    for decoder in DECODERS:
-        for workers in sorted({max(1, args.workers // 2), args.workers}):
-            loader = torch.utils.data.DataLoader(
-                inception._ImageFiles(paths, resize=False, decoder=decoder), batch_size=args.feature_batch,
-                num_workers=workers, collate_fn=inception._collate, pin_memory=device.type == "cuda")
-            started = time.perf_counter()
-            decoded = [pixels for pixels, _ in loader]
-            out.setdefault("loader_only", {})[f"{decoder} {workers} workers"] = len(paths) / (
-                time.perf_counter() - started)
-    out["loader_only_img_s"] = out["loader_only"][f"auto {args.workers} workers"]
-    decoded = decoded[: max(1, len(unique) // args.feature_batch)]
+        count = sum(len(modes) for _, modes in make())
+        out["loader_only"][name] = count / (time.perf_counter() - started)
+    out["loader_only_img_s"] = out["loader_only"][f"threads {args.workers}"]
+    decoded = [pixels for pixels, _ in inception.decoded_batches(
+        paths[:max(1, len(unique) // args.feature_batch) * args.feature_batch], args.feature_batch, args.workers,
+        pin_memory=pin)]
 
     def device_only():
         with inception.exact_fp32(), torch.inference_mode():
@@ -391,9 +396,7 @@ def table(report: dict) -> str:
                   f"features max rel diff {features['features_max_rel_diff']:.1e}, FID rel diff {features['fid_rel_diff']:.1e}; "
                   f"the loader alone {features['loader_only_img_s']:.1f}, the device alone "
                   f"{features['device_only_img_s']:.1f} img/s.", "",
-                  "One process decodes a PNG in " + ", ".join(
-                      f"{features[f'decode_ms_{d}']:.2f} ms ({d})" for d in DECODERS if f"decode_ms_{d}" in features)
-                  + "; the loader alone: " + ", ".join(
+                  f"One thread decodes a PNG in {features.get('decode_ms', 0):.2f} ms; the loader alone: " + ", ".join(
                       f"{name} {rate:.0f} img/s" for name, rate in features.get("loader_only", {}).items())]
     if "equivalence" in report:
         lines += ["", "UNet relative L2 against eager fp32: " + ", ".join(

@@ -2,9 +2,6 @@
 
 Every metric reads images through :func:`load_rgb`, so a corrupt file, a
 non-image or an empty folder fails the same way everywhere, naming the file.
-Plain 8-bit RGB PNGs (what the harness writes) are decoded by libspng (pyspng), 1.3-1.8x faster than
-PIL's decoder and pixel for pixel the same; every other file, and any PNG that libspng refuses, goes
-through PIL.
 """
 from __future__ import annotations
 
@@ -15,12 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyspng
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-DECODERS = ("auto", "pil")  # auto: libspng for plain 8-bit RGB PNGs, PIL for the rest
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageError(ValueError):
@@ -64,41 +58,10 @@ def _to_rgb(img: Image.Image) -> tuple[np.ndarray, str | None]:
     return np.asarray(converted, dtype=np.uint8).copy(), f"{mode}: converted to RGB by PIL"
 
 
-def plain_rgb_png(data: bytes) -> bool:
-    """Whether ``data`` is a PNG that PIL would read as mode RGB with nothing to apply: 8 bits per channel,
-    colour type 2, and no eXIf (an orientation) or tRNS (a transparent colour) chunk."""
-    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR" or data[24:26] != b"\x08\x02":
-        return False
-    offset = 8
-    while offset + 8 <= len(data):  # the chunk list: length, type, data, CRC
-        length, kind = int.from_bytes(data[offset:offset + 4], "big"), data[offset + 4:offset + 8]
-        if kind in (b"eXIf", b"tRNS"):
-            return False
-        if kind == b"IEND":
-            return True
-        offset += 12 + length
-    return False  # truncated: let PIL say so
-
-
-def load_rgb(path: str | os.PathLike, decoder: str = "auto") -> LoadedImage:
+def load_rgb(path: str | os.PathLike) -> LoadedImage:
     """Decode ``path`` fully into uint8 RGB: other modes converted (and said how) or refused with the reason,
-    an EXIF orientation applied (and said so). ``decoder="pil"`` reads every file with PIL."""
+    an EXIF orientation applied (and said so)."""
     path = Path(path)
-    if decoder not in DECODERS:
-        raise ValueError(f"decoder {decoder!r} is not one of {', '.join(DECODERS)}")
-    if decoder == "auto" and path.suffix.lower() == ".png":
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ImageError(f"{path}: no such file") from None
-        if plain_rgb_png(data):
-            try:
-                array = pyspng.load(data, "RGB")
-            except RuntimeError:  # libspng refuses what PIL may still read (or reject with its own message)
-                pass
-            else:
-                if array.ndim == 3 and min(array.shape[:2]) >= 1:
-                    return LoadedImage(array, None)
     try:
         with Image.open(path) as img:
             img.load()  # force a full decode so truncated files fail here

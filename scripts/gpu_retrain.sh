@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 artifacts=$1
 shift
 W=.device/wheels
-python3 -m pip install -q --no-index --find-links "$W" diffusers importlib_metadata lpips clean-fid pyspng $(cat "$W/snakemake-deps.txt")
+python3 -m pip install -q --no-index --find-links "$W" diffusers importlib_metadata lpips clean-fid $(cat "$W/snakemake-deps.txt")
 python3 -m pip install -q --no-index --no-deps "$W"/snakemake-*.whl
 targets=()
 for name in ${artifacts//,/ }; do targets+=("results/mini/trained/$name/manifest.json"); done

@@ -4,7 +4,7 @@
 # diffusers imports importlib_metadata, which the GPU image lacks: kept below 9 (8.9.0 ran there; 10.x needs
 # lazy-importer, which is not carried).
 # Writes .device/wheels (git-ignored). On the GPU machine, install with:
-#   W=.device/wheels; python3 -m pip install --no-index --find-links $W diffusers lpips clean-fid pyspng $(cat $W/snakemake-deps.txt)
+#   W=.device/wheels; python3 -m pip install --no-index --find-links $W diffusers lpips clean-fid $(cat $W/snakemake-deps.txt)
 #   python3 -m pip install --no-index --no-deps $W/snakemake-*.whl
 # then run with `snakemake --scheduler greedy ...`: pulp (16 MB, only for the default ILP scheduler)
 # is left out to stay within a 64 MiB transfer limit next to the shipped checkpoints.
@@ -14,8 +14,7 @@ out=.device/wheels
 mkdir -p "$out"
 platforms=(--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64)
 python3 -m pip download -q --dest "$out" --python-version 3.12 --only-binary=:all: "${platforms[@]}" \
-    diffusers==0.42.1 "importlib_metadata<9" zipp lpips==0.1.4 clean-fid==0.1.35 pyspng==0.1.4 snakemake==9.27.1 \
-    --no-deps
+    diffusers==0.42.1 "importlib_metadata<9" zipp lpips==0.1.4 clean-fid==0.1.35 snakemake==9.27.1 --no-deps
 # snakemake's own requirements, minus pulp and what the GPU image already has.
 deps=$(python3 - <<'PY'
 import email, pathlib, re, zipfile

@@ -45,8 +45,8 @@ def test_dry_run_measures_every_cpu_part(tmp_path):
     assert (tmp_path / "unet_profile_contiguous.txt").is_file()
     features = report["features"]
     assert features["features_max_rel_diff"] == 0 and features["fid_rel_diff"] == 0  # GPU-style resize == PIL's
-    assert features["decode_ms_auto"] > 0 and features["decode_ms_pil"] > 0
-    assert set(features["loader_only"]) == {"auto 1 workers", "auto 2 workers", "pil 1 workers", "pil 2 workers"}
+    assert features["decode_ms"] > 0 and features["device_resize"]["img_s"] > 0
+    assert set(features["loader_only"]) == {"processes 2", "threads 1", "threads 2", "threads 4"}
 
 
 def test_projection_from_records_takes_the_fastest_row_and_overlaps_pngs(tmp_path):
