@@ -258,30 +258,23 @@ def feature_rates(device, args, scratch: Path) -> dict:
     paths = unique * args.png_repeats  # decoded again each time: the loader's real work
     bare = bare_forward_rate(model, paths, device, args.feature_batch)
     out = {"weights": weights, "bare_img_s": bare, "n": len(paths), "png_size": args.png_size}
-    # Where the time goes: one thread decoding; the loader alone (decode, collate, pinning), as DataLoader
-    # worker processes and as the decoding threads of the device path; and the device alone (decoded pixels
-    # already in pinned memory: copy, resize, forward). Batches are dropped as they come, as the feature
-    # loop drops them.
+    # Where the time goes: one process decoding, the loader alone (decode in the workers, collate, pinning;
+    # batches dropped as they come, as the feature loop drops them) and the device alone (decoded pixels
+    # already in pinned memory: copy, resize, forward).
     started = time.perf_counter()
     for path in unique:
         load_rgb(path)
     out["decode_ms"] = (time.perf_counter() - started) / len(unique) * 1e3
-    pin = device.type == "cuda"
-    loaders = {f"processes {args.workers}": lambda: torch.utils.data.DataLoader(
-        inception._ImageFiles(paths, resize=False), batch_size=args.feature_batch, num_workers=args.workers,
-        collate_fn=inception._collate, pin_memory=pin)}
-    for threads in sorted({max(1, args.workers // 2), args.workers, 2 * args.workers}):
-        loaders[f"threads {threads}"] = lambda threads=threads: inception.decoded_batches(
-            paths, args.feature_batch, threads, pin_memory=pin)
-    out["loader_only"] = {}
-    for name, make in loaders.items():
-        started = time.perf_counter()
-        count = sum(len(modes) for _, modes in make())
-        out["loader_only"][name] = count / (time.perf_counter() - started)
-    out["loader_only_img_s"] = out["loader_only"][f"threads {args.workers}"]
-    decoded = [pixels for pixels, _ in inception.decoded_batches(
-        paths[:max(1, len(unique) // args.feature_batch) * args.feature_batch], args.feature_batch, args.workers,
-        pin_memory=pin)]
+    out["workers"], out["decode_bound_img_s"] = args.workers, args.workers * 1e3 / out["decode_ms"]  # every worker decoding, nothing else
+    loader = torch.utils.data.DataLoader(inception._ImageFiles(paths, resize=False), batch_size=args.feature_batch,
+                                         num_workers=args.workers, collate_fn=inception._collate,
+                                         pin_memory=device.type == "cuda")
+    started = time.perf_counter()
+    decoded = []
+    for pixels, _ in loader:
+        if len(decoded) < max(1, len(unique) // args.feature_batch):
+            decoded.append(pixels)
+    out["loader_only_img_s"] = len(paths) / (time.perf_counter() - started)
 
     def device_only():
         with inception.exact_fp32(), torch.inference_mode():
@@ -396,8 +389,8 @@ def table(report: dict) -> str:
                   f"features max rel diff {features['features_max_rel_diff']:.1e}, FID rel diff {features['fid_rel_diff']:.1e}; "
                   f"the loader alone {features['loader_only_img_s']:.1f}, the device alone "
                   f"{features['device_only_img_s']:.1f} img/s.", "",
-                  f"One thread decodes a PNG in {features.get('decode_ms', 0):.2f} ms; the loader alone: " + ", ".join(
-                      f"{name} {rate:.0f} img/s" for name, rate in features.get("loader_only", {}).items())]
+                  f"One process decodes a PNG in {features.get('decode_ms', 0):.2f} ms, so {features.get('workers', '?')} "
+                  f"workers decode at most {features.get('decode_bound_img_s', 0):.0f} img/s."]
     if "equivalence" in report:
         lines += ["", "UNet relative L2 against eager fp32: " + ", ".join(
             f"{name} {value:.2e}" for name, value in report["equivalence"].items())]

@@ -3,10 +3,9 @@
 Pipeline: uint8 RGB -> clean-fid's PIL bicubic resize to 299x299 in float (no re-quantisation)
 -> (x - 128) / 128 -> network -> N x 2048 float64 features, in the order of the given paths.
 On a CUDA device the resize runs there as two float64 matrix products (metrics/resize.py), which give
-PIL's values to float32 rounding, and threads decode into pinned memory (:func:`decoded_batches`):
-PIL's decoder runs without the GIL, and no decoded image crosses a process boundary. On an H200's
-host, DataLoader worker processes delivered 750-1,140 decoded 512 px images/s (their batches cross
-through shared memory, then get pinned), a third to a half of the Inception forward rate.
+PIL's values to float32 rounding; DataLoader worker processes then only decode. (Threads decoding
+into pinned memory were slower on an H200's host: 640 against 1,140 images/s for 512 px PNGs,
+benchmarks/README.md.)
 """
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ import contextlib
 import importlib.util
 import os
 import warnings
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -137,47 +134,6 @@ def _collate(items):
     return torch.utils.data.default_collate(items)  # [pixels N x ..., modes], in shared memory
 
 
-def decoded_batches(paths, batch_size: int, threads: int, pin_memory: bool = False, prefetch: int = 4):
-    """Batches of ``paths`` in order, decoded by ``threads`` threads up to ``prefetch`` batches ahead.
-
-    Each is ``(pixels, modes)``: one uint8 (N, H, W, 3) tensor (pinned with ``pin_memory``) when the
-    batch's images share a size, else a list of HxWx3 tensors; or the ImageError of its first bad file.
-    Two more threads stack the batches, so the caller's thread only feeds the device.
-    """
-    def decode(path):
-        try:
-            loaded = load_rgb(path)
-        except ImageError as err:
-            return err
-        return torch.from_numpy(loaded.array), loaded.converted_from or ""
-
-    def collect(futures):
-        items = [future.result() for future in futures]
-        error = next((item for item in items if isinstance(item, ImageError)), None)
-        if error is not None:
-            return error
-        pixels, modes = [pixels for pixels, _ in items], [mode for _, mode in items]
-        if len({tuple(p.shape) for p in pixels}) > 1:
-            return pixels, modes
-        out = torch.empty((len(pixels), *pixels[0].shape), dtype=torch.uint8, pin_memory=pin_memory)
-        return torch.stack(pixels, out=out), modes
-
-    with ThreadPoolExecutor(max(1, threads)) as decoders, ThreadPoolExecutor(2) as collectors:
-        def submit(start):
-            return collectors.submit(collect, [decoders.submit(decode, path)
-                                               for path in paths[start:start + batch_size]])
-
-        starts = deque(range(0, len(paths), batch_size))
-        pending = deque()
-        while starts and len(pending) < prefetch:
-            pending.append(submit(starts.popleft()))
-        while pending:
-            batch = pending.popleft().result()
-            if starts:
-                pending.append(submit(starts.popleft()))
-            yield batch
-
-
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -191,9 +147,8 @@ def extract_features_with_report(paths, device=None, batch_size: int = 64, num_w
     ``"path (MODE)"`` for every file decoded from another PIL mode (L, RGBA, P, ...).
     ``model`` lets callers reuse one load_inception() across calls. ``resize_on_device`` (default: on
     CUDA) resizes on ``device`` instead of with PIL in the loader (~4 ms/image on one core, the
-    bottleneck on a GPU); on a CPU PIL's resize is the faster of the two. ``num_workers`` decode (and
-    resize) in parallel: DataLoader worker processes for the resize with PIL, threads (all cores for 0)
-    for the resize on the device. ``progress`` shows a tqdm bar on stderr.
+    bottleneck on a GPU); on a CPU PIL's resize is the faster of the two. The loader's
+    ``num_workers`` decode (and resize) in parallel. ``progress`` shows a tqdm bar on stderr.
     """
     from tqdm.auto import tqdm
 
@@ -206,19 +161,15 @@ def extract_features_with_report(paths, device=None, batch_size: int = 64, num_w
     if model is None:
         model = load_inception(device)
     # NCHW on purpose: in fp32 (no TF32) this net runs ~30% slower channels_last on an H100.
-    if resize_on_device:  # threads only decode; see decoded_batches
-        loader = decoded_batches(paths, batch_size, num_workers or os.cpu_count() or 1,
-                                 pin_memory=device.type == "cuda")
-    else:
-        loader = torch.utils.data.DataLoader(
-            _ImageFiles(paths), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-            collate_fn=_collate, pin_memory=device.type == "cuda",
-        )
+    loader = torch.utils.data.DataLoader(
+        _ImageFiles(paths, resize=not resize_on_device), batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=_collate, pin_memory=device.type == "cuda",
+    )
     features = np.empty((len(paths), FEATURE_DIM), dtype=np.float64)
     converted = []
     start = 0
     with exact_fp32(), torch.inference_mode():
-        for batch in tqdm(loader, desc="Inception features", unit="batch", total=-(-len(paths) // batch_size), disable=not progress, mininterval=15):
+        for batch in tqdm(loader, desc="Inception features", unit="batch", disable=not progress, mininterval=15):
             if isinstance(batch, ImageError):
                 raise batch
             pixels, modes = batch

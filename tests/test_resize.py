@@ -8,7 +8,7 @@ from cleanfid.resize import make_resizer
 from PIL import Image
 
 from metrics import fid, inception
-from metrics.images import ImageError, load_rgb
+from metrics.images import load_rgb
 from metrics.resize import bicubic_weights, resize_batch
 
 # Two float32 steps at 255 (2^-16 each): what a different float64 summation order could move a value by.
@@ -89,26 +89,3 @@ def test_decoded_pixels_reach_the_device_unresized(png_sets):
     pixels, mode = files[1]
     assert pixels.dtype == torch.uint8 and mode == ""
     np.testing.assert_array_equal(pixels.numpy(), load_rgb(png_sets["b"][1]).array)
-
-
-def test_decoding_threads_keep_the_order_and_batches_whatever_their_number(png_sets):
-    paths = png_sets["a"] + png_sets["b"]
-    runs = [list(inception.decoded_batches(paths, batch_size=3, threads=threads, prefetch=prefetch))
-            for threads, prefetch in ((1, 1), (3, 2), (8, 5))]
-    for batches in runs:
-        assert [len(modes) for _, modes in batches] == [3, 3, 2]
-        flat = [image for pixels, _ in batches for image in pixels]  # a tensor batch or a list of mixed sizes
-        assert len(flat) == len(paths)
-        for image, path in zip(flat, paths):
-            np.testing.assert_array_equal(image.numpy(), load_rgb(path).array)
-    assert isinstance(runs[0][0][0], torch.Tensor) and runs[0][0][0].shape == (3, 64, 64, 3)  # one size: stacked
-    assert isinstance(runs[0][1][0], list)  # a4 is 64x64 but b1 is 48x80: kept apart
-
-
-def test_a_bad_file_among_decoding_threads_fails_naming_it(png_sets, tmp_path):
-    bad = tmp_path / "broken.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    paths = png_sets["a"] + [bad]
-    with pytest.raises(ImageError, match="broken.png"):
-        inception.extract_features_with_report(paths, "cpu", batch_size=2, num_workers=2, resize_on_device=True,
-                                               model=lambda x: x.flatten(1)[:, :inception.FEATURE_DIM])
