@@ -31,17 +31,23 @@ def relative_l2(ours, reference):
     return float((ours.double() - reference.double()).norm() / reference.double().norm())
 
 
+def unet_outputs(unet, fast_unet, generator, step: int):
+    """The eager fp32 UNet's and the fast one's outputs on the same fresh random latents and text states."""
+    size, width = unet.config.sample_size, unet.config.cross_attention_dim
+    latents = torch.randn(2, unet.config.in_channels, size, size, generator=generator)
+    states = torch.randn(2, 16, width, generator=generator)
+    with torch.inference_mode():
+        return tuple(model(latents, torch.tensor(step), encoder_hidden_states=states).sample
+                     for model in (unet, fast_unet))
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_reduced_precision_unet_and_vae_match_fp32(parts, precision):
     unet, vae = parts
     pipe = fast.accelerate(Pipe(unet, vae), "cpu", precision)
     generator = torch.Generator().manual_seed(1)  # fresh random inputs, not zeros
-    size, width = unet.config.sample_size, unet.config.cross_attention_dim
-    latents = torch.randn(2, unet.config.in_channels, size, size, generator=generator)
-    states = torch.randn(2, 16, width, generator=generator)
+    expected, ours = unet_outputs(unet, pipe.unet, generator, 700)
     with torch.inference_mode():
-        expected = unet(latents, torch.tensor(700), encoder_hidden_states=states).sample
-        ours = pipe.unet(latents, torch.tensor(700), encoder_hidden_states=states).sample
         image = torch.rand(1, 3, 64, 64, generator=generator) * 2 - 1
         encoded = vae.encode(image).latent_dist.mean
         torch.testing.assert_close(pipe.vae.encode(image).latent_dist.mean, encoded, rtol=0, atol=0.1)
@@ -87,13 +93,7 @@ def test_fused_qkv_projections_compute_the_same_unet(parts):
     pipe = fast.accelerate(Pipe(unet, vae), "cpu", "float32", fuse_qkv=True)
     fused = [m for m in pipe.unet.modules() if getattr(m, "fused_projections", False)]
     assert fused and {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"FusedAttnProcessor2_0"}
-    generator = torch.Generator().manual_seed(2)
-    size, width = unet.config.sample_size, unet.config.cross_attention_dim
-    latents = torch.randn(2, unet.config.in_channels, size, size, generator=generator)
-    states = torch.randn(2, 16, width, generator=generator)
-    with torch.inference_mode():
-        expected = unet(latents, torch.tensor(300), encoder_hidden_states=states).sample
-        ours = pipe.unet(latents, torch.tensor(300), encoder_hidden_states=states).sample
+    expected, ours = unet_outputs(unet, pipe.unet, torch.Generator().manual_seed(2), 300)
     assert relative_l2(ours, expected) < 1e-5  # the same sums, summed in another order at most
 
 
