@@ -420,6 +420,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=400,
                         help="seconds for the whole run: a compiled run starts only with 150 s left")
     parser.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
+    parser.add_argument("--png-repeats", type=int, default=12, help="features: each of 256 PNGs read this many times")
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/records"))
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
                         help="what to measure (the ceiling and FLOP count always)")
@@ -434,7 +435,8 @@ def main() -> None:
         args.steps, args.batch_sizes = 2, [2]
         args.compile_runs = [compile_run("sd_text:off+fuse_qkv")]
     args.size = 64 if args.dry else 512
-    args.png_size, args.png_files, args.png_repeats = (64, 4, 1) if args.dry else (512, 256, 12)
+    args.png_size, args.png_files = (64, 4) if args.dry else (512, 256)
+    args.png_repeats = 1 if args.dry else args.png_repeats
     args.feature_batch, args.clip_n = (2, 4) if args.dry else (64, 512)
     args.workers = min(args.workers, 2) if args.dry else args.workers
     device = torch.device("cpu" if args.dry else "cuda")

@@ -165,7 +165,7 @@ def extract_features_with_report(paths, device=None, batch_size: int = 64, num_w
         _ImageFiles(paths, resize=not resize_on_device), batch_size=batch_size, shuffle=False, num_workers=num_workers,
         collate_fn=_collate, pin_memory=device.type == "cuda",
     )
-    features = np.empty((len(paths), FEATURE_DIM), dtype=np.float64)
+    outputs = []  # on the device until the end: no wait for the GPU between batches
     converted = []
     start = 0
     with exact_fp32(), torch.inference_mode():
@@ -174,10 +174,10 @@ def extract_features_with_report(paths, device=None, batch_size: int = 64, num_w
                 raise batch
             pixels, modes = batch
             pixels = preprocess_on(pixels, device) if resize_on_device else pixels.to(device, non_blocking=True)
-            out = model(pixels)
-            features[start:start + len(modes)] = out.double().cpu().numpy()
+            outputs.append(model(pixels))
             converted += [f"{paths[start + i]} ({mode})" for i, mode in enumerate(modes) if mode]
             start += len(modes)
+        features = torch.cat(outputs).double().cpu().numpy()
     return features, converted
 
 
