@@ -12,6 +12,8 @@
 # manifest, packing) before it, whatever its time_limit_s, so the manifests are written inside the call.
 # Two calls of 2026-12-02 without it ended with nothing: their time limits plus the data build and the
 # evaluations came to more than the call (benchmarks/records/2026-12-02-h200-if-continued).
+# A machine that is still warm keeps the previous call's results/: only manifests written after this
+# script started are packed (call 7 of that record packed the previous call's artifacts and lost its own).
 set -euo pipefail
 started=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ for name in ${artifacts//,/ }; do targets+=("results/mini/trained/$name/manifest
 
 pack_finished() {
     for name in ${artifacts//,/ }; do
-        if [[ -f results/mini/trained/$name/manifest.json && ! -f $OUT/$name.tgz ]]; then
+        manifest=results/mini/trained/$name/manifest.json
+        if [[ -f $manifest && $(stat -c %Y "$manifest") -ge $started && ! -f $OUT/$name.tgz ]]; then
             tar czf "$OUT/$name.tgz.part" -C results/mini/trained "$name" && mv "$OUT/$name.tgz.part" "$OUT/$name.tgz"
         fi
     done
