@@ -108,6 +108,9 @@ class IFCascade(Method):
         "guidance_scale_1": Param(7.0, float, min=0.0, help="stage I classifier-free guidance (IF: 7)"),
         "guidance_scale_2": Param(4.0, float, min=0.0, help="stage II classifier-free guidance (IF: 4)"),
         "noise_level": Param(100, int, min=0, max=999, help="augmentation noise on the stage I image (IF-II: 250)"),
+        "sr_strength": Param(1.0, float, min=0.0, max=1.0,
+                             help="where stage II starts: 1 samples from noise (IF-II); below 1, the stage I image "
+                                  "upsampled and noised to this fraction of the schedule (IFImg2ImgSuperResolutionPipeline)"),
         "dynamic_thresholding": Param(True, bool, help="Imagen's dynamic thresholding; false: static clipping"),
         "thresholding_ratio": Param(0.95, float, min=0.5, max=1.0, help="percentile of |x0| that sets the threshold"),
         "sample_max_value": Param(1.5, float, min=1.0, help="largest threshold dynamic thresholding may use"),
@@ -118,6 +121,10 @@ class IFCascade(Method):
         super().__init__(model_dir, params, device, key)
         self.log = logging.getLogger(f"ipbench.methods.{self.name}")
         self._stages = None
+        strength, steps = self.settings["sr_strength"], self.settings["num_inference_steps_2"]
+        if strength < 1.0 and int(steps * strength) < 1:
+            raise ValueError(f"methods.{key or self.name}.params: sr_strength {strength} of num_inference_steps_2 "
+                             f"{steps} leaves no stage II step; raise one of them")
 
     @classmethod
     def prepare(cls, out_dir: Path, settings: dict) -> dict:
@@ -153,6 +160,11 @@ class IFCascade(Method):
             first = pipelines.load_pipeline(IFPipeline, self._source("stage_1"), self.device, None, **none)
             second = pipelines.load_pipeline(IFSuperResolutionPipeline, self._source("stage_2"), self.device, None,
                                              text_encoder=None, tokenizer=None, **none)
+            if self.settings["sr_strength"] < 1.0:  # the same components, started from the stage I image
+                from diffusers import IFImg2ImgSuperResolutionPipeline
+
+                second = IFImg2ImgSuperResolutionPipeline(**second.components)
+                second.set_progress_bar_config(disable=True)
             for pipe in (first, second):
                 pipe.scheduler = self._scheduler(pipe.scheduler.config)
             self._stages = first, second
@@ -184,7 +196,7 @@ class IFCascade(Method):
     def generate(self, requests: list[Request], data_dir: Path) -> list[np.ndarray]:
         import torch
 
-        from ipbench.world.cascade import check_stage_input
+        from ipbench.world.cascade import check_stage_input, upsample_condition
 
         first, second = self.stages()
         generators = sampling.generators(requests, self.device)  # each request's stream runs through both stages
@@ -194,8 +206,12 @@ class IFCascade(Method):
                         num_inference_steps=self.settings["num_inference_steps_1"],
                         guidance_scale=self.settings["guidance_scale_1"], output_type="pt").images
             check_stage_input(tuple(low.shape[-2:]), self._source("stage_2"))
+            start = {}
+            if self.settings["sr_strength"] < 1.0:
+                start = {"original_image": upsample_condition(low, second.unet.config.sample_size),
+                         "strength": self.settings["sr_strength"]}
             out = second(image=low, prompt_embeds=states, negative_prompt_embeds=negative, generator=generators,
                          num_inference_steps=self.settings["num_inference_steps_2"],
                          guidance_scale=self.settings["guidance_scale_2"], noise_level=self.settings["noise_level"],
-                         output_type="np").images
+                         output_type="np", **start).images
         return sampling.to_uint8(out)

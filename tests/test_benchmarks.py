@@ -1,4 +1,5 @@
-"""benchmarks/gpu_generation.py on CPU: its code paths (tiny random models, 2 steps) and its kernel sorting."""
+"""The benchmark scripts on CPU: their code paths (tiny random models or the shipped stages, few steps)
+and gpu_generation's kernel sorting."""
 from __future__ import annotations
 
 import json
@@ -65,3 +66,36 @@ def test_projection_from_records_takes_the_fastest_row_and_overlaps_pngs(tmp_pat
     (tmp_path / "c.json").write_text(json.dumps({"runs": []}))
     with pytest.raises(SystemExit, match="no record has features, clip, png_per_core_s"):
         merged_records([tmp_path / "c.json"])
+
+
+def test_cascade_probe_reads_the_shipped_stages(tmp_path):
+    """The stage probes of docs/if-cascade.md ("What bounds shape") run end to end on a few test scenes."""
+    def probe(*args):
+        done = subprocess.run([sys.executable, "benchmarks/cascade_probe.py", *args, "--n", "4"],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+    rows = probe("samplers", "--stage", "if_sr", "--run", "ddpm:2:1", "--run", "dpm:2:1:0.5")
+    assert [row["run"] for row in rows] == ["ddpm:2:1", "dpm:2:1:0.5"]
+    assert all(0 <= row["acc_shape"] <= 1 and 5 < row["psnr"] < 60 for row in rows)
+    first, *by_t = probe("x0", "--stage", "if_sr", "--timesteps", "20", "950")
+    assert 20 < first["bilinear_psnr"] < 50
+    # Nearly clean input gives a better x0 than pure noise: the estimate is read the right way round.
+    assert [row["t"] for row in by_t] == [20, 950] and by_t[0]["x0_psnr"] > by_t[1]["x0_psnr"]
+
+
+def test_cascade_weighting_trains_a_segment_and_evaluates_it(tmp_path):
+    """A continued stage I segment of one step without min-SNR weighting, on a tiny train set, with its report."""
+    from ipbench.world.train_data import render_training_set, save_npz
+
+    save_npz(tmp_path / "train_set.npz", render_training_set(16, "train", seed=0))
+    done = subprocess.run([sys.executable, "benchmarks/cascade_weighting.py", "--stage", "if_base", "--device", "cpu",
+                           "--train-set", str(tmp_path / "train_set.npz"), "--out", str(tmp_path / "out"),
+                           "--steps", "1", "--n-test", "2"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["min_snr_gamma"] is None and report["training"]["min_snr_gamma"] is None
+    assert report["training"]["init_from"]["steps_before"] > 0  # it continued the shipped stage
+    assert report["training"]["total_steps"] == report["training"]["init_from"]["steps_before"] + 1
+    assert 0 <= report["validation"]["dynamic_cfg_4"]["acc_shape"] <= 1

@@ -188,6 +188,30 @@ def test_static_clipping_and_dynamic_thresholding_are_different_samplers(parts, 
     assert not np.array_equal(dynamic.generate(requests, tmp_path)[0], static.generate(requests, tmp_path)[0])
 
 
+def test_stage_two_can_start_from_the_upsampled_stage_one_image(parts, tmp_path):
+    full, _ = _method(tmp_path, parts, num_inference_steps_2=4)
+    partial, _ = _method(tmp_path, parts, num_inference_steps_2=4, sr_strength=0.5)
+    assert type(full.stages()[1]).__name__ == "IFSuperResolutionPipeline"
+    assert type(partial.stages()[1]).__name__ == "IFImg2ImgSuperResolutionPipeline"
+    requests = _requests(["a red circle", "a blue star"])
+    images = partial.generate(requests, tmp_path)
+    assert all(image.shape == (64, 64, 3) and image.dtype == np.uint8 for image in images)
+    assert all(np.array_equal(a, b) for a, b in zip(images, partial.generate(requests, tmp_path)))
+    assert not np.array_equal(images[0], full.generate(requests, tmp_path)[0])
+    # Half of 4 steps runs 2 of them, from the schedule's middle: fewer calls of the stage II UNet.
+    calls = []
+    unet = partial.stages()[1].unet
+    handle = unet.register_forward_hook(lambda *args: calls.append(1))
+    partial.generate(requests[:1], tmp_path)
+    handle.remove()
+    assert len(calls) == 2
+
+
+def test_a_stage_two_start_with_no_step_left_is_refused_naming_the_key(parts, tmp_path):
+    with pytest.raises(ValueError, match=r"sr_strength 0.1 of num_inference_steps_2 2 leaves no stage II step"):
+        _method(tmp_path, parts, sr_strength=0.1)
+
+
 def test_long_prompts_are_truncated_and_logged_per_item(parts, tmp_path, caplog):
     method, _ = _method(tmp_path, parts)
     long_prompt = " ".join(["red"] * 90)
