@@ -9,6 +9,7 @@ milliseconds per PNG measured here (benchmarks/README.md, the metric engine).
 """
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import time
@@ -45,11 +46,14 @@ def decoders() -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=16, help="PNGs per case, each decoded 4 times")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     for noise in (12.0, 2.0):
         for level in (6, 1):
-            files = [png(noise, level, rng) for _ in range(16)]
+            files = [png(noise, level, rng) for _ in range(max(args.files, 2))]
             truth = decoders()["PIL"](files[0])
             row = {"noise": noise, "zlib_level": level, "kib": round(np.mean([len(f) for f in files]) / 1024)}
             for name, decode in decoders().items():

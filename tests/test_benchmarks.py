@@ -99,3 +99,12 @@ def test_cascade_weighting_trains_a_segment_and_evaluates_it(tmp_path):
     assert report["training"]["init_from"]["steps_before"] > 0  # it continued the shipped stage
     assert report["training"]["total_steps"] == report["training"]["init_from"]["steps_before"] + 1
     assert 0 <= report["validation"]["dynamic_cfg_4"]["acc_shape"] <= 1
+
+
+def test_png_decode_times_every_decoder_on_pils_pixels():
+    done = subprocess.run([sys.executable, "benchmarks/png_decode.py", "--files", "2"], capture_output=True,
+                          text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(row["noise"], row["zlib_level"]) for row in rows] == [(12.0, 6), (12.0, 1), (2.0, 6), (2.0, 1)]
+    assert all(row["PIL ms"] > 0 and row["torchvision ms"] > 0 for row in rows)
