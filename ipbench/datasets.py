@@ -175,6 +175,18 @@ def builders() -> dict:
     return {**BUILDERS, **paper_data.BUILDERS}
 
 
+# The options that alone determine a source's real image set, for sources whose real set does not depend
+# on the task (mini_world: fresh test renders from scene index 1,000,000 on). Tasks with equal values share
+# one set, so its Inception features are computed once; other sources draw a real set per task.
+REAL_SET_OPTIONS = {"mini_world": ("seed", "n_real")}
+
+
+def real_set_key(options: dict) -> tuple | None:
+    """What identifies a task's real image set across tasks, or None where each task has its own."""
+    keys = REAL_SET_OPTIONS.get(options["source"])
+    return None if keys is None else (options["source"], *(options.get(key) for key in keys))
+
+
 def subject_ids(options: dict) -> list[str]:
     """The subject ids a data source's ``subject`` task will have, known before its data is built."""
     if options["source"] == "mini_world":

@@ -283,6 +283,15 @@ def uses_features(task):
     return any(METRICS[m].kind == "set" for m in config["tasks"][task]["metrics"])
 
 
+def real_features(task):
+    """The Inception features of the task's real image set: those of the first task that has the same set
+    (datasets.real_set_key), so a set shared by several tasks is featurized once."""
+    key = datasets.real_set_key(data_options(task))
+    owner = next((t for t in TASKS if uses_features(t) and key is not None
+                  and datasets.real_set_key(data_options(t)) == key), task)
+    return f"{RESULTS}/features/{owner}/real_set.inception.npz"
+
+
 def tradeoff_available(task):
     return metric_enabled(task, "clip_i") and metric_enabled(task, "clip_t")
 
@@ -311,7 +320,7 @@ def _evaluate_inputs(wc):
     }
     if uses_features(wc.task):
         inputs["features"] = f"{RESULTS}/features/{wc.task}/methods/{wc.method}.inception.npz"
-        inputs["real_features"] = f"{RESULTS}/features/{wc.task}/real_set.inception.npz"
+        inputs["real_features"] = real_features(wc.task)
     if metric_enabled(wc.task, "lpips"):
         inputs["lpips_weights"] = lpips_weights()
     return inputs

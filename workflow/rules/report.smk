@@ -7,7 +7,7 @@ rule table:
         per_item=lambda wc: expand(f"{RESULTS}/metrics/{{{{task}}}}/{{method}}.items.csv", method=methods_for(wc.task)),
         features=lambda wc: (
             expand(f"{RESULTS}/features/{{{{task}}}}/methods/{{method}}.inception.npz", method=methods_for(wc.task))
-            + [f"{RESULTS}/features/{{task}}/real_set.inception.npz"]
+            + [real_features(wc.task)]
             if uses_features(wc.task)
             else []
         ),

@@ -40,7 +40,7 @@ def _validation_inputs(wc):
               "lpips_weights": "data/weights/lpips_alex.pt"}  # VAE reconstruction LPIPS
     if "variation" in TASKS and "oracle" in methods_for("variation"):
         inputs["real_a"] = f"{RESULTS}/features/variation/methods/oracle.inception.npz"
-        inputs["real_b"] = f"{RESULTS}/features/variation/real_set.inception.npz"
+        inputs["real_b"] = real_features("variation")
     return inputs
 
 
