@@ -132,5 +132,6 @@ register_metric(Metric(
     backbone="dino", convention="cosine of CLS embeddings to each image prompt, averaged (DreamBench)"))
 register_metric(Metric(
     "saturation", "image", ("images",), "metrics.image_metrics:saturation",
-    values={"saturation": Value("saturated", False, "fraction of channel values at 0 or 255 (compare the oracle's)")},
+    values={"saturation": Value("saturated %", False, "percentage of channel values at 0 or 255 (tables print the "
+                                "fraction ×100; compare the oracle's)", 100.0)},
     backbone="none", convention="per image, uint8 RGB channel values equal to 0 or 255"))

@@ -243,6 +243,16 @@ def test_saturation_metric_counts_clipped_channel_values():
     assert values["saturation"].tolist() == [2 / 48, 1.0]
 
 
+def test_tables_print_saturation_as_a_percentage():
+    import pandas as pd
+
+    from ipbench.tables import _cell
+
+    row = pd.Series({"metric": "saturation", "value": 1.06e-4, "ci95_low": 0.5e-4, "ci95_high": 1.8e-4,
+                     "vs_baseline_p": 0.5})
+    assert _cell(row) == "0.011 ± 0.007"  # percent: 0.0106% of channel values, half-width 0.0065
+
+
 def test_stage_evaluation_reports_accuracy_per_sampler(parts, tmp_path):
     shape_cnn = "data/checkpoints/shape_cnn"
     result = cascade.evaluate_stage(parts["sr"], parts["t5"], shape_cnn, n=3, guidance_scales=(1.0,),
