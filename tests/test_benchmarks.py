@@ -85,20 +85,29 @@ def test_cascade_probe_reads_the_shipped_stages(tmp_path):
     assert [row["t"] for row in by_t] == [20, 950] and by_t[0]["x0_psnr"] > by_t[1]["x0_psnr"]
 
 
-def test_cascade_weighting_trains_a_segment_and_evaluates_it(tmp_path):
-    """A continued stage I segment of one step without min-SNR weighting, on a tiny train set, with its report."""
+def test_cascade_segment_trains_a_changed_segment_and_evaluates_it(tmp_path):
+    """A continued stage I segment of one step without min-SNR weighting and at another peak learning rate,
+    on a tiny train set, with its report."""
     from ipbench.world.train_data import render_training_set, save_npz
 
     save_npz(tmp_path / "train_set.npz", render_training_set(16, "train", seed=0))
-    done = subprocess.run([sys.executable, "benchmarks/cascade_weighting.py", "--stage", "if_base", "--device", "cpu",
+    done = subprocess.run([sys.executable, "benchmarks/cascade_segment.py", "--stage", "if_base", "--device", "cpu",
                            "--train-set", str(tmp_path / "train_set.npz"), "--out", str(tmp_path / "out"),
+                           "--set", "min_snr_gamma=null", "--set", "lr=0.0002",
                            "--steps", "1", "--n-test", "2"], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["min_snr_gamma"] is None and report["training"]["min_snr_gamma"] is None
+    assert report["overrides"] == {"min_snr_gamma": None, "lr": 0.0002}
+    assert report["training"]["min_snr_gamma"] is None and report["training"]["lr"] == 0.0002
     assert report["training"]["init_from"]["steps_before"] > 0  # it continued the shipped stage
     assert report["training"]["total_steps"] == report["training"]["init_from"]["steps_before"] + 1
     assert 0 <= report["validation"]["dynamic_cfg_4"]["acc_shape"] <= 1
+
+
+def test_cascade_segment_names_a_setting_it_does_not_know():
+    done = subprocess.run([sys.executable, "benchmarks/cascade_segment.py", "--stage", "if_base", "--out", "unused",
+                           "--set", "learning_rate=0.1"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 2 and "'learning_rate=0.1'" in done.stderr and "lr" in done.stderr
 
 
 def test_png_decode_times_every_decoder_on_pils_pixels():

@@ -1,14 +1,18 @@
-"""Loss weighting of an IF cascade stage: one continued segment without min-SNR weighting, beside the DAG's.
+"""One continued segment of an IF cascade stage with changed settings, beside the DAG's training job.
 
-Min-SNR-gamma weighting with v-prediction weights a sample's x0 error by min(SNR, gamma), so the
-high-noise timesteps, where the sampler lays out the image, get almost no weight (at t = 950 of the
-cosine schedule, SNR 0.006). The plain v-loss weights it by SNR + 1 (Imagen's v-prediction, Salimans &
-Ho 2022). This script trains the same segment as the DAG's training job (same shipped start, seed,
-batches and schedule) with ``min_snr_gamma`` off, on the train set that job builds, and runs the
-manifest's evaluation on it, so the two segments compare on equal terms. A measurement, not an artifact:
-the weights are written to ``--out`` for inspection and are not shipped.
+The DAG's job continues a stage from its shipped weights with the config's settings; this script trains
+the same segment (same shipped start, seed, batches and schedule, on the train set that job builds) with
+the settings named by ``--set`` changed, and runs the manifest's evaluation on it, so the two segments
+compare on equal terms. A measurement, not an artifact: the weights are written to ``--out`` for
+inspection and are not shipped. Two it has measured (docs/if-cascade.md):
 
-    python3 benchmarks/cascade_weighting.py --stage if_base --out $OUT/weighting   # beside the DAG's job
+- ``--set min_snr_gamma=null``, the plain v-loss. Min-SNR-gamma weighting with v-prediction weights a
+  sample's x0 error by min(SNR, gamma), so the high-noise timesteps, where the sampler lays out the image,
+  get almost no weight (at t = 950 of the cosine schedule, SNR 0.006); the plain v-loss weights it by
+  SNR + 1 (Imagen's v-prediction, Salimans & Ho 2022).
+- ``--set lr=0.0002``, a lower peak learning rate for a stage whose segments level off.
+
+    python3 benchmarks/cascade_segment.py --stage if_base --set lr=0.0002 --out $OUT/segment   # beside the DAG's job
 """
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
     parser.add_argument("--train-set", type=Path, default=REPO / "results" / "mini" / "world" / "train_set.npz")
-    parser.add_argument("--min-snr-gamma", type=float, default=None, help="default: off (the plain v-loss)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="a training setting to change (VALUE in YAML: 0.0002, null); repeatable")
     parser.add_argument("--n-test", type=int, default=256)
     parser.add_argument("--steps", type=int, default=None, help="default: the config's")
     parser.add_argument("--device", default="cuda")
@@ -56,7 +61,15 @@ def main() -> None:
 
     stage = "base" if "base" in args.stage else "sr"
     settings = {**STAGE_DEFAULTS, **yaml.safe_load(args.config.read_text())["training"][args.stage]}
-    for key in ("init_from", "evaluation", "min_snr_gamma") + (("max_noise_level",) if stage == "base" else ()):
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in settings or key in ("init_from", "evaluation"):
+            parser.error(f"--set {item!r}: expected KEY=VALUE with KEY one of a stage's training settings "
+                         f"({', '.join(sorted(set(settings) - {'init_from', 'evaluation'}))})")
+        overrides[key] = yaml.safe_load(value)
+    settings.update(overrides)
+    for key in ("init_from", "evaluation") + (("max_noise_level",) if stage == "base" else ()):
         settings.pop(key)
     settings["steps"] = args.steps or settings["steps"]
     settings["time_limit_s"] = None  # the call's deadline ($IPBENCH_TRAIN_DEADLINE) stops it, as the DAG job's
@@ -65,10 +78,10 @@ def main() -> None:
     data = load_npz(args.train_set, workers=4)
     text_dir = checkpoints / TEXT_ENCODERS[args.stage]
     record = cascade.train_stage(args.out / "unet", stage, text_dir, data, device=args.device,
-                                 init_dir=checkpoints / args.stage, min_snr_gamma=args.min_snr_gamma, **settings)
+                                 init_dir=checkpoints / args.stage, **settings)
     validation = cascade.evaluate_stage(args.out / "unet", text_dir, checkpoints / "shape_cnn", device=args.device,
                                         n=args.n_test, guidance_scales=(4.0,), thresholding=(True,))
-    report = {"stage": args.stage, "min_snr_gamma": args.min_snr_gamma, "settings": settings,
+    report = {"stage": args.stage, "overrides": overrides, "settings": settings,
               "training": {k: v for k, v in record.items() if k != "history"}, "history": record["history"],
               "validation": validation, "git": provenance.git_state(REPO), "device": provenance.device_info(),
               "packages": provenance.package_versions()}
