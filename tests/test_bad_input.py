@@ -265,6 +265,28 @@ def test_a_full_disk_while_writing_a_file_keeps_the_old_one(tmp_path, monkeypatc
     assert json.loads(target.read_text()) == {"value": 1} and list(tmp_path.iterdir()) == [target]
 
 
+def test_a_training_set_that_fails_halfway_is_not_left_at_its_path(tmp_path, monkeypatch):
+    """A reader that waits for the train set (benchmarks/cascade_segment.py) opened half a file once; the
+    writer now streams into a temporary sibling that is renamed only when np.savez has finished."""
+    from ipbench.world import train_data
+
+    data = train_data.render_training_set(4, "train", seed=0)
+    target = tmp_path / "train_set.npz"
+    real_savez = train_data.np.savez
+
+    def dies_after_a_member(handle, **arrays):
+        real_savez(handle, images=arrays["images"])  # some bytes reach the handle first
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_data.np, "savez", dies_after_a_member)
+    with pytest.raises(KeyboardInterrupt):
+        train_data.save_npz(target, data)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+    train_data.save_npz(target, data)
+    assert len(train_data.load_npz(target)["images"]) == 4 and list(tmp_path.iterdir()) == [target]
+
+
 def test_a_killed_writers_temporary_is_cleared_by_the_next_writer(tmp_path):
     stale = tmp_path / ".shard-000.abc123.tmp"
     stale.mkdir()

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from ipbench.io import atomic_open
 from ipbench.world.render import (
     ALL_SHAPES, ATTRIBUTES, BACKGROUNDS, BLOB, BLOB_SEED_RANGES, COLOURS, MAX_JITTER, POSITIONS, SIZES, TEXTURES,
     Scene, blob_palette, caption, render, sample_scene, scene_rng,
@@ -94,12 +95,14 @@ def render_training_set(n: int, split: str = "train", seed: int = 0, workers: in
 
 
 def save_npz(path, data: dict) -> None:
-    """Write a training set (as returned by :func:`render_training_set`) to one .npz file."""
+    """Write a training set (as returned by :func:`render_training_set`) to one .npz file, atomically: a
+    reader waiting for the file (benchmarks/cascade_segment.py beside the DAG's job) never opens half of it."""
     columns = {field: [getattr(scene, field) for scene in data["scenes"]] for field in SCENE_FIELDS}
     columns["texture"] = [texture or "" for texture in columns["texture"]]
     columns["blob_seed"] = [-1 if seed is None else seed for seed in columns["blob_seed"]]
-    np.savez(path, images=data["images"], twin_images=data["twin_images"], twin_source=data["twin_source"],
-             **{f"scene_{field}": np.array(values) for field, values in columns.items()})
+    with atomic_open(path) as handle:
+        np.savez(handle, images=data["images"], twin_images=data["twin_images"], twin_source=data["twin_source"],
+                 **{f"scene_{field}": np.array(values) for field, values in columns.items()})
 
 
 def _scenes_from_rows(rows: list[dict]) -> list[Scene]:
